@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket surface (API.md): app factory, routes, schemas, errors."""

@@ -1,0 +1,50 @@
+"""The app factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from vidgate import __version__
+from vidgate.api import errors, routes, ws
+from vidgate.api.runtime import open_runtime
+from vidgate.config import Settings
+
+STATIC = resources.files("vidgate.web") / "static"
+
+
+def create_app(settings: Settings, *, public_url: str, engine: bool = True) -> FastAPI:
+    """A vidgate app. The lifespan opens the store, bus, providers (and in demo mode the
+    simulator) and, unless ``engine`` is false, runs the engine in the same process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings, public_url=public_url, engine=engine)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="vidgate",
+        version=__version__,
+        summary="Self-hosted gateway for AI video generation (dual-ID tasks).",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(ws.router)
+    static_dir = str(STATIC)
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(f"{static_dir}/index.html", headers={"cache-control": "no-cache"})
+
+    return app

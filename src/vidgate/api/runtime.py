@@ -1,0 +1,107 @@
+"""Everything a running vidgate holds, opened and closed in one place (the lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidgate.api.hub import Hub
+from vidgate.config import DEFAULT_MODELS, ProviderConfig, Settings
+from vidgate.engine.engine import Engine, EngineConfig
+from vidgate.events.base import EventBus
+from vidgate.events.memory import InProcessBus
+from vidgate.providers.registry import ProviderRegistry
+from vidgate.service import TaskService
+from vidgate.store.sql import SqlTaskStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Runtime:
+    settings: Settings
+    public_url: str
+    store: SqlTaskStore
+    bus: EventBus
+    providers: ProviderRegistry
+    service: TaskService
+    hub: Hub
+    engine: Engine | None = None
+    simulator: Any = None  # vidgate.simulator.server.RunningSimulator in demo mode
+    _closers: list[Any] = field(default_factory=list)
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        for name, probe in (("database", self.store.ping), ("eventBus", self.bus.ping)):
+            try:
+                await asyncio.wait_for(probe(), timeout=2.0)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        return checks
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.service.drain()
+        await self.hub.close()
+        await self.providers.aclose()
+        await self.bus.close()
+        await self.store.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+
+
+async def open_runtime(settings: Settings, *, public_url: str, engine: bool = True) -> Runtime:
+    simulator = None
+    provider_configs = list(settings.providers)
+    if settings.demo_mode:
+        from vidgate.simulator.config import SimConfig
+        from vidgate.simulator.server import start as start_simulator
+
+        simulator = await start_simulator(SimConfig(job_seconds=settings.sim_job_seconds))
+        provider_configs = [
+            ProviderConfig(
+                name="simulator", base_url=simulator.base_url, models=dict(DEFAULT_MODELS)
+            )
+        ]
+        logger.info(
+            "demo mode: no provider configured, using the built-in simulator at %s "
+            "(jobs take %.0f s; set VIDGATE_CONFIG to use a real upstream)",
+            simulator.base_url,
+            settings.sim_job_seconds,
+        )
+    store = await SqlTaskStore.open(settings.database_url)
+    bus = InProcessBus()
+    providers = ProviderRegistry.from_configs(provider_configs)
+    service = TaskService(
+        store=store, bus=bus, providers=providers, deadline_seconds=settings.task_deadline_seconds
+    )
+    hub = Hub(store)
+    hub.attach(bus)
+    runtime = Runtime(
+        settings=settings,
+        public_url=public_url,
+        store=store,
+        bus=bus,
+        providers=providers,
+        service=service,
+        hub=hub,
+        simulator=simulator,
+    )
+    if engine:
+        runtime.engine = Engine(
+            store=store,
+            bus=bus,
+            providers=providers,
+            config=EngineConfig(
+                public_url=public_url,
+                lease_seconds=settings.lease_seconds,
+                max_in_flight=settings.max_in_flight,
+            ),
+        )
+        service.on_work = runtime.engine.wake
+        runtime.engine.start()
+    return runtime

@@ -1,0 +1,114 @@
+"""The ``vidgate`` command: serve, simulator, migrate, and a client (submit / status / list)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from vidgate import cli_client
+from vidgate.simulator import cli as simulator_cli
+
+app = typer.Typer(
+    help="vidgate: a self-hosted gateway for AI video generation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _public_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}"
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(envvar="VIDGATE_HOST", help="Address to bind [env: VIDGATE_HOST].")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="VIDGATE_PORT", help="Port to bind [env: VIDGATE_PORT].")
+    ] = 8000,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            envvar="VIDGATE_LOG_FORMAT", help="console or json [env: VIDGATE_LOG_FORMAT]."
+        ),
+    ] = "console",
+    log_level: Annotated[
+        str, typer.Option(envvar="VIDGATE_LOG_LEVEL", help="Log level [env: VIDGATE_LOG_LEVEL].")
+    ] = "INFO",
+) -> None:
+    """Run the api and the engine in one process (the embedded default).
+
+    Database from VIDGATE_DATABASE_URL (default: SQLite under ./data/), providers from the
+    TOML file named by VIDGATE_CONFIG; with no provider, the built-in simulator runs
+    in-process (demo mode). VIDGATE_PUBLIC_URL sets how browsers reach this server.
+    """
+    import uvicorn
+
+    from vidgate import logs
+    from vidgate.api.app import create_app
+    from vidgate.config import ConfigError, load_settings
+
+    if log_format not in ("console", "json"):
+        raise typer.BadParameter("must be console or json", param_hint="--log-format")
+    logs.configure(fmt=log_format, level=log_level)
+    try:
+        settings = load_settings(log_format=log_format, log_level=log_level)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"vidgate: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    public_url = settings.public_url or _public_url(host, port)
+    application = create_app(settings, public_url=public_url)
+    typer.echo(f"vidgate {public_url}  (test page: {public_url}/  API docs: {public_url}/docs)")
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision.")] = False,
+) -> None:
+    """Bring the database named by VIDGATE_DATABASE_URL to a schema revision."""
+    from vidgate.config import load_settings
+    from vidgate.store import migrate as migrations
+    from vidgate.store.sql import make_engine
+
+    async def run() -> None:
+        engine = make_engine(load_settings().database_url)
+        try:
+            if down:
+                await migrations.downgrade(engine, revision if revision != "head" else "base")
+            else:
+                await migrations.upgrade(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database migrated")
+
+
+app.command("simulator")(simulator_cli.command)
+app.command("submit")(cli_client.submit)
+app.command("status")(cli_client.status)
+app.command("list")(cli_client.list_tasks)
+
+
+def main() -> None:
+    app(prog_name="vidgate")
+
+
+if __name__ == "__main__":
+    main()

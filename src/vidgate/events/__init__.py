@@ -1,0 +1,1 @@
+"""Event delivery: the ``EventBus`` port and its in-process adapter."""

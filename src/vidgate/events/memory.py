@@ -1,0 +1,38 @@
+"""In-process event bus: the embedded default, one process serving api and engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from vidgate.domain.events import TaskEvent
+from vidgate.events.base import Listener
+
+logger = logging.getLogger(__name__)
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    async def publish(self, event: TaskEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(event)
+            except Exception:  # one broken listener must not starve the others
+                logger.exception("event listener failed for event %d", event.id)
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return stop
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._listeners.clear()

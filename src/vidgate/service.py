@@ -1,0 +1,242 @@
+"""Use cases: create, get, list, cancel, retry, content. Authorisation of the caller.
+
+Routes call these and nothing else; the engine is told about new work through
+``on_work`` (a wake-up, never a direct call into its loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from vidgate.domain import events, ids, transitions
+from vidgate.domain.errors import (
+    Conflict,
+    ContentUnavailable,
+    TaskAlreadyFinished,
+    TaskNotCompleted,
+    TaskNotFound,
+    TaskNotRetryable,
+    UnknownModel,
+    ValidationFailed,
+)
+from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
+from vidgate.domain.status import TaskStatus
+from vidgate.events.base import EventBus
+from vidgate.logs import ref
+from vidgate.providers.base import ContentStream, UpstreamError
+from vidgate.providers.registry import ProviderRegistry
+from vidgate.store.base import BadCursor, Page, TaskStore, Write
+
+logger = logging.getLogger(__name__)
+
+_CAS_TRIES = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewTask:
+    prompt: str
+    model: str
+    seconds: str
+    size: str
+    input_reference: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Content:
+    video_id: str
+    external_video_id: str | None
+    url: str
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        bus: EventBus,
+        providers: ProviderRegistry,
+        deadline_seconds: float,
+        on_work: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.providers = providers
+        self.deadline = timedelta(seconds=deadline_seconds)
+        self.on_work = on_work
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def create(self, user_id: str, new: NewTask) -> Task:
+        if self.providers.route(new.model) is None:
+            raise UnknownModel(
+                f"Unknown model {new.model!r}.",
+                details={"model": new.model, "supported": self.providers.models()},
+            )
+        now = datetime.now(UTC)
+        task = Task(
+            video_id=ids.new_video_id(),
+            user_id=user_id,
+            prompt=new.prompt,
+            model=new.model,
+            seconds=new.seconds,
+            size=new.size,
+            input_reference=new.input_reference,
+            created_at=now,
+            updated_at=now,
+            deadline_at=now + self.deadline,
+            next_check_at=now,
+        )
+        await self.store.create(task)  # engine rule 1: durable before we answer
+        logger.info("created %s", ref(task.video_id, None), extra=ref(task.video_id, None).extra)
+        self.on_work()
+        return task
+
+    async def get(self, user_id: str, video_id: str) -> Task:
+        task = await self.store.get(video_id) if ids.is_video_id(video_id) else None
+        # Another user's task is answered exactly like a missing one.
+        if task is None or task.user_id != user_id:
+            raise TaskNotFound(video_id)
+        return task
+
+    async def list(
+        self, user_id: str, *, status: TaskStatus | None, limit: int, cursor: str | None
+    ) -> Page:
+        try:
+            return await self.store.list_page(
+                user_id=user_id, status=status, limit=limit, cursor=cursor
+            )
+        except BadCursor as exc:
+            raise ValidationFailed(str(exc), details={"field": "cursor"}) from exc
+
+    async def cancel(self, user_id: str, video_id: str) -> Task:
+        for _ in range(_CAS_TRIES):
+            task = await self.get(user_id, video_id)
+            if task.status is TaskStatus.CANCELLED:
+                return task  # idempotent
+            if task.status.terminal:
+                raise TaskAlreadyFinished(
+                    f"The task already ended as {task.status}; there is nothing to cancel.",
+                    details={"status": str(task.status)},
+                )
+            now = datetime.now(UTC)
+            after = transitions.cancel(task, now=now)
+            written = await self._write(task, after, attempt=_closed(task, now))
+            if written is not None:
+                self._cleanup_upstream(written)
+                return written
+        raise Conflict("The task kept changing; try again.")
+
+    async def retry(self, user_id: str, video_id: str) -> Task:
+        for _ in range(_CAS_TRIES):
+            task = await self.get(user_id, video_id)
+            if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+                raise TaskNotRetryable(
+                    f"Only FAILED or CANCELLED tasks can be retried; this one is {task.status}.",
+                    details={"status": str(task.status)},
+                )
+            now = datetime.now(UTC)
+            after = transitions.retry(task, now=now, deadline_at=now + self.deadline)
+            after = dataclasses.replace(after, lease_owner=None, lease_until=None)
+            written = await self._write(task, after, attempt=_closed(task, now))
+            if written is not None:
+                self.on_work()
+                return written
+        raise Conflict("The task kept changing; try again.")
+
+    async def content(self, user_id: str, video_id: str) -> Content:
+        task = await self.get(user_id, video_id)
+        if task.status is not TaskStatus.COMPLETED or not task.video_url:
+            raise TaskNotCompleted(
+                f"The task is {task.status}; its video is not ready.",
+                details={"status": str(task.status), "progress": task.progress},
+            )
+        return Content(
+            video_id=task.video_id, external_video_id=task.external_id, url=task.video_url
+        )
+
+    async def open_stream(
+        self, user_id: str, video_id: str, *, range_header: str | None
+    ) -> ContentStream:
+        """The video bytes through vidgate, for upstreams without a public URL."""
+        task = await self.get(user_id, video_id)
+        if task.status is not TaskStatus.COMPLETED or task.external_id is None:
+            raise TaskNotCompleted(
+                f"The task is {task.status}; its video is not ready.",
+                details={"status": str(task.status)},
+            )
+        provider = self.providers.get(task.provider or "")
+        if provider is None:
+            raise ContentUnavailable("The provider of this task is no longer configured.")
+        try:
+            return await provider.open_content(task.external_id, range_header=range_header)
+        except UpstreamError as exc:
+            logger.warning(
+                "content of %s unavailable: %s", ref(task.video_id, task.external_id), exc.message
+            )
+            raise ContentUnavailable(
+                "The upstream could not deliver the video.", details={"upstreamStatus": exc.status}
+            ) from exc
+
+    async def _write(
+        self, before: Task, after: Task, *, attempt: Attempt | None = None
+    ) -> Task | None:
+        written = await self.store.write(
+            Write(
+                before=before,
+                after=after,
+                update_attempt=attempt,
+                event=events.change(before, after),
+            )
+        )
+        if written is None:
+            return None
+        if written.event is not None:
+            await self.bus.publish(written.event)
+        return written.task
+
+    def _cleanup_upstream(self, task: Task) -> None:
+        """Delete a cancelled task's upstream job where the upstream allows it (best effort)."""
+        if task.external_id is None or task.provider is None:
+            return
+        provider = self.providers.get(task.provider)
+        if provider is None:
+            return
+        external_id = task.external_id
+
+        async def delete() -> None:
+            try:
+                await provider.delete(external_id)
+            except UpstreamError as exc:
+                logger.info(
+                    "upstream delete of %s failed: %s", ref(task.video_id, external_id), exc.message
+                )
+
+        job = asyncio.create_task(delete())
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _closed(task: Task, now: datetime) -> Attempt | None:
+    """The task's current attempt marked as ended by the client, if it is still open.
+
+    An attempt still ``submitting`` is left to the engine, which is waiting for the
+    upstream's answer and will record the job (and delete it) when it comes.
+    """
+    attempt = task.current_attempt
+    if attempt is None or attempt.state is not AttemptState.SUBMITTED:
+        return None
+    return dataclasses.replace(
+        attempt,
+        state=AttemptState.FAILED,
+        upstream_status="cancelled",
+        finished_at=now,
+        error=TaskError(code="CANCELLED", message="Cancelled by the owner."),
+    )

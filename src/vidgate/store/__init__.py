@@ -1,0 +1,1 @@
+"""Persistence: the ``TaskStore`` port and its SQLAlchemy adapter. All SQL lives here."""

@@ -1,0 +1,98 @@
+"""The ``TaskStore`` port: what the service and engine need from persistence."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from vidgate.domain.events import EventType, TaskEvent
+from vidgate.domain.models import Attempt, Task
+from vidgate.domain.status import TaskStatus
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused the operation."""
+
+
+class BadCursor(ValueError):
+    """A ``list_page`` cursor that no store issued."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Write:
+    """One atomic, compare-and-set change to a task.
+
+    Applied only if the row still has ``before.version`` (and, when ``fence`` is set,
+    is still leased by that owner): a writer that lost a race or its lease changes
+    nothing. Attempt rows and the event row are written in the same transaction.
+    """
+
+    before: Task
+    after: Task
+    fence: str | None = None
+    insert_attempt: Attempt | None = None
+    update_attempt: Attempt | None = None
+    event: tuple[EventType, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    task: Task
+    event: TaskEvent | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    items: list[Task]
+    next_cursor: str | None
+
+
+class TaskStore(Protocol):
+    async def create(self, task: Task) -> None: ...
+
+    async def get(self, video_id: str) -> Task | None: ...
+
+    async def list_page(
+        self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
+    ) -> Page: ...
+
+    async def write(self, change: Write) -> Written | None:
+        """Apply ``change``; None when the compare-and-set or the fence refused it."""
+        ...
+
+    async def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Task]:
+        """Lease up to ``limit`` due, active, unleased tasks to ``owner``."""
+        ...
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the earliest unleased active task is due (None: nothing to do)."""
+        ...
+
+    async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# The listing cursor: opaque to clients, the same for every adapter.
+
+
+def encode_cursor(created: datetime, video_id: str) -> str:
+    raw = f"{created.isoformat()}|{video_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, video_id) after which a page continues; ``BadCursor`` if garbled."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, video_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("cursor time without zone")
+        return when, video_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("cursor is not one this server issued") from exc

@@ -1,0 +1,114 @@
+"""The tables (ARCHITECTURE.md "Data"). Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; naive UTC in SQLite (whose strings then sort right)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# SQLite only autoincrements INTEGER PRIMARY KEY columns.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("video_id", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False, default=""),
+    Column("prompt", Text, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("seconds", String(8), nullable=False),
+    Column("size", String(16), nullable=False),
+    Column("input_reference", Text),
+    Column("provider", String(64)),
+    Column("external_id", String(255)),
+    Column("video_url", Text),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime, nullable=False),
+    Column("next_check_at", UTCDateTime),
+    Column("lease_owner", String(128)),
+    Column("lease_until", UTCDateTime),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_tasks_due", "next_check_at"),
+    Index("ix_tasks_user_created", "user_id", "created_at", "video_id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("video_id", String(64), ForeignKey("tasks.video_id", ondelete="CASCADE")),
+    Column("number", Integer, nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("external_id", String(255)),
+    Column("state", String(16), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("upstream_status", String(32)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("submitted_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    PrimaryKeyConstraint("video_id", "number"),
+    UniqueConstraint("provider", "external_id", name="uq_attempts_provider_external"),
+)
+
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("video_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("task_version", Integer, nullable=False),
+    Index("ix_task_events_video", "video_id", "id"),
+)

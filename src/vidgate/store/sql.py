@@ -1,0 +1,379 @@
+"""``TaskStore`` on SQLAlchemy 2 (async): SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, and_, event, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vidgate.domain.events import EventType, TaskEvent
+from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
+from vidgate.domain.status import ACTIVE, TaskStatus
+from vidgate.store import migrate
+from vidgate.store.base import (
+    Page,
+    StoreUnavailable,
+    Write,
+    Written,
+    decode_cursor,
+    encode_cursor,
+)
+from vidgate.store.schema import attempts, task_events, tasks
+
+logger = logging.getLogger(__name__)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if not path or path.startswith(":memory:"):
+        return None
+    return Path(path.split("?", 1)[0])
+
+
+def async_url(url: str) -> str:
+    """Accept the plain URLs people write; use the async drivers vidgate runs on."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An engine tuned for vidgate's access pattern on either database."""
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        file = _sqlite_file(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    # WAL lets readers run beside the writer. Transactions that write start with
+    # BEGIN IMMEDIATE, so two processes never deadlock upgrading a read lock; the
+    # busy timeout makes a writer wait for the other instead of failing.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        writes = conn.get_execution_options().get("vidgate_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+class SqlTaskStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(vidgate_write=True)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate_schema: bool = True) -> SqlTaskStore:
+        engine = make_engine(url)
+        if migrate_schema:
+            await migrate.upgrade(engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(select(1))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, video_id: str) -> Task | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(tasks).where(tasks.c.video_id == video_id))).first()
+            if row is None:
+                return None
+            loaded = await _with_attempts(conn, [row])
+        return loaded[0]
+
+    async def list_page(
+        self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
+    ) -> Page:
+        query = select(tasks).where(tasks.c.user_id == user_id)
+        if status is not None:
+            query = query.where(tasks.c.status == str(status))
+        if cursor:
+            created, video_id = decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    tasks.c.created_at < created,
+                    and_(tasks.c.created_at == created, tasks.c.video_id < video_id),
+                )
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.video_id.desc()).limit(limit + 1)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            items = await _with_attempts(conn, rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.created_at, last.video_id)
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        query = select(func.min(tasks.c.next_check_at)).where(
+            tasks.c.status.in_([str(s) for s in ACTIVE]),
+            or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now),
+        )
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(query)).scalar()
+        return tasks.c.next_check_at.type.process_result_value(value, self._engine.dialect)  # type: ignore[attr-defined,no-any-return]
+
+    async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]:
+        query = (
+            select(task_events)
+            .where(task_events.c.video_id == video_id, task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(row) for row in rows]
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def create(self, task: Task) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(insert(tasks).values(**_task_values(task)))
+
+    async def write(self, change: Write) -> Written | None:
+        before, after = change.before, change.after
+        conditions = [tasks.c.video_id == before.video_id, tasks.c.version == before.version]
+        if change.fence is not None:
+            conditions.append(tasks.c.lease_owner == change.fence)
+        values = _task_values(after)
+        values["version"] = before.version + 1
+        del values["video_id"]
+        stored_event: TaskEvent | None = None
+        async with self._writer.begin() as conn:
+            result = await conn.execute(update(tasks).where(*conditions).values(**values))
+            if result.rowcount != 1:
+                await conn.rollback()
+                return None
+            if change.insert_attempt is not None:
+                await conn.execute(
+                    insert(attempts).values(**_attempt_values(change.insert_attempt))
+                )
+            if change.update_attempt is not None:
+                a = change.update_attempt
+                await conn.execute(
+                    update(attempts)
+                    .where(attempts.c.video_id == a.video_id, attempts.c.number == a.number)
+                    .values(**_attempt_values(a))
+                )
+            if change.event is not None:
+                kind, body = change.event
+                stamp = int(time.time() * 1000)
+                event_id = (
+                    await conn.execute(
+                        insert(task_events)
+                        .values(
+                            video_id=before.video_id,
+                            type=str(kind),
+                            payload=body,
+                            timestamp_ms=stamp,
+                            task_version=before.version + 1,
+                        )
+                        .returning(task_events.c.id)
+                    )
+                ).scalar_one()
+                stored_event = TaskEvent(
+                    id=event_id,
+                    video_id=before.video_id,
+                    type=kind,
+                    payload=body,
+                    timestamp_ms=stamp,
+                    task_version=before.version + 1,
+                )
+        merged = _merge_attempts(before.attempts, change.insert_attempt, change.update_attempt)
+        written = dataclasses.replace(after, version=before.version + 1, attempts=merged)
+        return Written(task=written, event=stored_event)
+
+    async def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Task]:
+        due = (
+            select(tasks.c.video_id)
+            .where(
+                tasks.c.status.in_([str(s) for s in ACTIVE]),
+                tasks.c.next_check_at <= now,
+                or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now),
+            )
+            .order_by(tasks.c.next_check_at)
+            .limit(limit)
+        )
+        if self._engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        statement = (
+            update(tasks)
+            .where(tasks.c.video_id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, lease_until=until, version=tasks.c.version + 1)
+            .returning(*tasks.c)
+        )
+        async with self._writer.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+            return await _with_attempts(conn, rows)
+
+
+# -- mapping -------------------------------------------------------------------------------
+
+
+def _task_values(task: Task) -> dict[str, Any]:
+    return {
+        "video_id": task.video_id,
+        "user_id": task.user_id,
+        "status": str(task.status),
+        "progress": task.progress,
+        "message": task.message,
+        "prompt": task.prompt,
+        "model": task.model,
+        "seconds": task.seconds,
+        "size": task.size,
+        "input_reference": task.input_reference,
+        "provider": task.provider,
+        "external_id": task.external_id,
+        "video_url": task.video_url,
+        "error_code": task.error.code if task.error else None,
+        "error_message": task.error.message if task.error else None,
+        "metadata": task.metadata,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "completed_at": task.completed_at,
+        "deadline_at": task.deadline_at,
+        "next_check_at": task.next_check_at,
+        "lease_owner": task.lease_owner,
+        "lease_until": task.lease_until,
+        "attempt": task.attempt,
+        "version": task.version,
+    }
+
+
+def _attempt_values(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "video_id": attempt.video_id,
+        "number": attempt.number,
+        "provider": attempt.provider,
+        "external_id": attempt.external_id,
+        "state": str(attempt.state),
+        "idempotency_key": attempt.idempotency_key,
+        "upstream_status": attempt.upstream_status,
+        "created_at": attempt.created_at,
+        "submitted_at": attempt.submitted_at,
+        "finished_at": attempt.finished_at,
+        "error_code": attempt.error.code if attempt.error else None,
+        "error_message": attempt.error.message if attempt.error else None,
+    }
+
+
+def _error(code: str | None, message: str | None) -> TaskError | None:
+    return TaskError(code=code, message=message or "") if code else None
+
+
+def _task(row: Row[Any], attempt_rows: Iterable[Attempt]) -> Task:
+    m = row._mapping
+    return Task(
+        video_id=m["video_id"],
+        user_id=m["user_id"],
+        status=TaskStatus(m["status"]),
+        progress=m["progress"],
+        message=m["message"],
+        prompt=m["prompt"],
+        model=m["model"],
+        seconds=m["seconds"],
+        size=m["size"],
+        input_reference=m["input_reference"],
+        provider=m["provider"],
+        external_id=m["external_id"],
+        video_url=m["video_url"],
+        error=_error(m["error_code"], m["error_message"]),
+        metadata=dict(m["metadata"] or {}),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+        deadline_at=m["deadline_at"],
+        next_check_at=m["next_check_at"],
+        lease_owner=m["lease_owner"],
+        lease_until=m["lease_until"],
+        attempt=m["attempt"],
+        version=m["version"],
+        attempts=tuple(sorted(attempt_rows, key=lambda a: a.number)),
+    )
+
+
+def _attempt(row: Row[Any]) -> Attempt:
+    m = row._mapping
+    return Attempt(
+        video_id=m["video_id"],
+        number=m["number"],
+        provider=m["provider"],
+        idempotency_key=m["idempotency_key"],
+        state=AttemptState(m["state"]),
+        external_id=m["external_id"],
+        upstream_status=m["upstream_status"],
+        created_at=m["created_at"],
+        submitted_at=m["submitted_at"],
+        finished_at=m["finished_at"],
+        error=_error(m["error_code"], m["error_message"]),
+    )
+
+
+def _event(row: Row[Any]) -> TaskEvent:
+    m = row._mapping
+    return TaskEvent(
+        id=m["id"],
+        video_id=m["video_id"],
+        type=EventType(m["type"]),
+        payload=m["payload"],
+        timestamp_ms=m["timestamp_ms"],
+        task_version=m["task_version"],
+    )
+
+
+async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Task]:
+    if not rows:
+        return []
+    ids = [row._mapping["video_id"] for row in rows]
+    found = (await conn.execute(select(attempts).where(attempts.c.video_id.in_(ids)))).all()
+    by_task: dict[str, list[Attempt]] = {}
+    for attempt_row in found:
+        item = _attempt(attempt_row)
+        by_task.setdefault(item.video_id, []).append(item)
+    return [_task(row, by_task.get(row._mapping["video_id"], [])) for row in rows]
+
+
+def _merge_attempts(
+    current: tuple[Attempt, ...], inserted: Attempt | None, updated: Attempt | None
+) -> tuple[Attempt, ...]:
+    merged = {a.number: a for a in current}
+    for item in (inserted, updated):
+        if item is not None:
+            merged[item.number] = item
+    return tuple(merged[n] for n in sorted(merged))

@@ -1,0 +1,90 @@
+"""vidgate stopped mid-task and started again on the same SQLite file finishes every task,
+with no second upstream job (the simulator runs as its own process and keeps count)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from conftest import SimulatorServer, StartVidgate, WriteConfig
+
+
+def tasks_of(url: str, ids: list[str]) -> list[dict[str, Any]]:
+    return [httpx.get(f"{url}/api/video/tasks/{i}", timeout=5).json()["data"] for i in ids]
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_crash_and_restart_finishes_without_a_second_upstream_job(
+    start_vidgate: StartVidgate,
+    simulator_process: Any,
+    provider_config: WriteConfig,
+) -> None:
+    simulator: SimulatorServer = simulator_process(job_seconds=4.0)
+    config = provider_config(simulator.base_url)
+    first = start_vidgate(VIDGATE_CONFIG=str(config))
+    ids = [
+        httpx.post(f"{first.url}/api/video/tasks", json={"prompt": f"fox {i}"}).json()["data"][
+            "videoId"
+        ]
+        for i in range(6)
+    ]
+    # Some tasks submitted, none finished: then the process dies without any clean-up.
+    wait_until(
+        lambda: all(t["externalVideoId"] for t in tasks_of(first.url, ids)), 10, "submission"
+    )
+    before = {t["videoId"]: t["externalVideoId"] for t in tasks_of(first.url, ids)}
+    assert all(t["status"] in ("QUEUED", "PROCESSING") for t in tasks_of(first.url, ids))
+    first.kill()
+
+    second = start_vidgate(VIDGATE_CONFIG=str(config))
+    wait_until(
+        lambda: all(t["status"] == "COMPLETED" for t in tasks_of(second.url, ids)),
+        30,
+        "completion after restart",
+    )
+    after = tasks_of(second.url, ids)
+    assert {t["videoId"]: t["externalVideoId"] for t in after} == before
+    assert all(len(t["attempts"]) == 1 for t in after)
+    stats = simulator.stats()
+    assert stats["jobsCreated"] == len(ids)
+
+
+def test_crash_during_submission_resends_the_same_idempotency_key(
+    start_vidgate: StartVidgate,
+    simulator_process: Any,
+    provider_config: WriteConfig,
+) -> None:
+    # The upstream answers creates slowly, so the kill lands while attempts are `submitting`.
+    simulator: SimulatorServer = simulator_process(job_seconds=2.0, extra=["--latency-ms", "1500"])
+    config = provider_config(simulator.base_url)
+    first = start_vidgate(VIDGATE_CONFIG=str(config))
+    ids = [
+        httpx.post(f"{first.url}/api/video/tasks", json={"prompt": f"owl {i}"}).json()["data"][
+            "videoId"
+        ]
+        for i in range(4)
+    ]
+    time.sleep(0.7)  # the create calls are in flight upstream
+    first.kill()
+    second = start_vidgate(VIDGATE_CONFIG=str(config))
+    wait_until(
+        lambda: all(t["status"] == "COMPLETED" for t in tasks_of(second.url, ids)),
+        40,
+        "completion after restart",
+    )
+    stats = simulator.stats()
+    assert stats["jobsCreated"] == len(ids)
+    requests = stats["requests"]
+    assert isinstance(requests, dict)
+    # The kill interrupted submissions, which were sent again: more creates than jobs.
+    assert requests["POST /videos"] > len(ids)
