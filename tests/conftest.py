@@ -2,134 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-VIDGATE = str(Path(sys.executable).with_name("vidgate"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout}s:\n{log.read_text()}")
-
-
-@dataclass
-class Proc:
-    """A vidgate or simulator process; stop it gently, or kill it like a crash."""
-
-    args: list[str]
-    env: dict[str, str]
-    cwd: Path
-    log: Path
-    ready_url: str
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with self.log.open("ab") as out:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                self.args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_http(self.ready_url, self.process, self.log)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@dataclass
-class VidgateServer(Proc):
-    url: str = ""
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + "/ws"
-
-
-@dataclass
-class SimulatorServer(Proc):
-    origin: str = ""
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/v1"
-
-    def stats(self) -> dict[str, object]:
-        data: dict[str, object] = httpx.get(f"{self.origin}/_sim/stats", timeout=5).json()
-        return data
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDGATE_")}
-    env.update(extra)
-    return env
-
-
-StartVidgate = Callable[..., VidgateServer]
-
-
-def launch_vidgate(
-    workdir: Path, *, job_seconds: float = 2.0, db: Path | None = None, **env: str
-) -> VidgateServer:
-    """Start ``vidgate serve`` in ``workdir`` on a free port and wait until it is ready."""
-    port = free_port()
-    database = db or workdir / "vidgate.db"
-    server = VidgateServer(
-        args=[VIDGATE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(
-            VIDGATE_DATABASE_URL=f"sqlite:///{database}",
-            VIDGATE_SIM_JOB_SECONDS=str(job_seconds),
-            **env,
-        ),
-        cwd=workdir,
-        log=workdir / f"vidgate-{port}.log",
-        ready_url=f"http://127.0.0.1:{port}/readyz",
-        url=f"http://127.0.0.1:{port}",
-    )
-    server.start()
-    return server
+from tests.support import (
+    VIDGATE,
+    SimulatorServer,
+    StartVidgate,
+    VidgateServer,
+    WriteConfig,
+    clean_env,
+    free_port,
+    launch_vidgate,
+)
 
 
 @pytest.fixture
@@ -180,7 +69,7 @@ def simulator_process(tmp_path: Path) -> Iterator[Callable[..., SimulatorServer]
                 str(job_seconds),
                 *(extra or []),
             ],
-            env=_env(),
+            env=clean_env(),
             cwd=tmp_path,
             log=tmp_path / f"simulator-{port}.log",
             ready_url=f"http://127.0.0.1:{port}/_sim/stats",
@@ -194,18 +83,20 @@ def simulator_process(tmp_path: Path) -> Iterator[Callable[..., SimulatorServer]
         server.stop()
 
 
-WriteConfig = Callable[..., Path]
-
-
 @pytest.fixture
 def provider_config(tmp_path: Path) -> WriteConfig:
     """Write a VIDGATE_CONFIG file with one provider named ``main``; returns its path."""
 
-    def write(base_url: str, **options: str | bool | int) -> Path:
+    def toml(value: object) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f'"{k}" = {toml(v)}' for k, v in value.items()) + " }"
+        return json.dumps(value)
+
+    def write(base_url: str, **options: object) -> Path:
         lines = ["[[providers]]", 'name = "main"', f'base_url = "{base_url}"']
-        for key, value in options.items():
-            rendered = str(value).lower() if isinstance(value, bool) else repr(value)
-            lines.append(f"{key} = {rendered}".replace("'", '"'))
+        lines += [f"{key} = {toml(value)}" for key, value in options.items()]
         path = tmp_path / "vidgate.toml"
         path.write_text("\n".join(lines) + "\n")
         return path

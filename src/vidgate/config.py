@@ -46,7 +46,8 @@ class ProviderConfig(BaseModel):
     # vidgate's streaming route otherwise; "url" requires it; "proxy" always streams.
     content: Literal["auto", "url", "proxy"] = "auto"
     max_concurrency: int = Field(default=32, ge=1, le=10_000)
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Kept below the lease (30 s by default) so a step ends before its lease does.
+    timeout_seconds: float = Field(default=20.0, gt=0)
 
     @field_validator("base_url")
     @classmethod

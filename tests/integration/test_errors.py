@@ -9,7 +9,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import VidgateServer
+from tests.support import VidgateServer
 
 MISSING = "video_00000000-0000-4000-8000-000000000000"
 

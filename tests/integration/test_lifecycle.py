@@ -14,7 +14,7 @@ import av
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from conftest import VidgateServer
+from tests.support import VidgateServer
 
 VIDEO_ID = re.compile(
     r"^video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"

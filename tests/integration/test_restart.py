@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from conftest import SimulatorServer, StartVidgate, WriteConfig
+from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 
 def tasks_of(url: str, ids: list[str]) -> list[dict[str, Any]]:
@@ -67,7 +67,9 @@ def test_crash_during_submission_resends_the_same_idempotency_key(
     # The upstream answers creates slowly, so the kill lands while attempts are `submitting`.
     simulator: SimulatorServer = simulator_process(job_seconds=2.0, extra=["--latency-ms", "1500"])
     config = provider_config(simulator.base_url)
-    first = start_vidgate(VIDGATE_CONFIG=str(config))
+    # A short lease, so the restarted process takes the dead one's tasks over quickly.
+    lease = {"VIDGATE_CONFIG": str(config), "VIDGATE_LEASE_SECONDS": "4"}
+    first = start_vidgate(**lease)
     ids = [
         httpx.post(f"{first.url}/api/video/tasks", json={"prompt": f"owl {i}"}).json()["data"][
             "videoId"
@@ -76,7 +78,7 @@ def test_crash_during_submission_resends_the_same_idempotency_key(
     ]
     time.sleep(0.7)  # the create calls are in flight upstream
     first.kill()
-    second = start_vidgate(VIDGATE_CONFIG=str(config))
+    second = start_vidgate(**lease)
     wait_until(
         lambda: all(t["status"] == "COMPLETED" for t in tasks_of(second.url, ids)),
         40,

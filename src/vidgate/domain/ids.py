@@ -7,7 +7,7 @@ import uuid
 
 PREFIX = "video_"
 _VIDEO_ID = re.compile(
-    r"^video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    r"video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 )
 
 
@@ -17,7 +17,7 @@ def new_video_id() -> str:
 
 
 def is_video_id(value: str) -> bool:
-    return bool(_VIDEO_ID.match(value))
+    return bool(_VIDEO_ID.fullmatch(value))
 
 
 def shorten(value: str | None) -> str:

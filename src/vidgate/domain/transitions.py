@@ -45,7 +45,8 @@ def clamp_progress(value: object) -> int | None:
         return None
     if value != value:  # NaN
         return None
-    return max(0, min(100, int(value)))
+    # Clamp before int(): JSON's ``Infinity`` or ``1e999`` reads as inf, which int() refuses.
+    return int(max(0, min(100, value)))
 
 
 def _require_active(task: Task) -> None:

@@ -132,7 +132,8 @@ class Engine:
 
     def _step_done(self, step: asyncio.Task[None]) -> None:
         self._inflight.discard(step)
-        self._wake.set()
+        if len(self._inflight) == self.config.max_in_flight - 1:
+            self._wake.set()  # we were full: there is room to claim again
 
     async def _sleep(self) -> None:
         wait = self.config.idle_wait
