@@ -82,10 +82,11 @@ def wait_for(
 
 def probe_mp4(data: bytes) -> tuple[str, float, int]:
     """(codec, duration in seconds, decoded frame count) of an MP4 held in memory."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
+        assert container.duration is not None
         duration = container.duration / av.time_base
-        frames = sum(1 for _ in container.decode(stream))
+        frames = len(list(container.decode(stream)))
         return stream.codec_context.name, duration, frames
 
 
@@ -144,7 +145,9 @@ def test_job_moves_queued_in_progress_completed_with_rising_progress() -> None:
     assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
     assert progress == sorted(progress)
     assert progress[-1] == 100
-    assert all(0 <= value <= 99 for status, value in seen if status == "in_progress")
+    running = [value for status, value in seen if status == "in_progress"]
+    assert all(0 <= value <= 99 for value in running)
+    assert len(set(running)) > 3  # progress visibly rises while the job runs
     assert body["completed_at"] is not None
     assert body["expires_at"] == body["completed_at"] + 3600
     assert body["error"] is None
@@ -293,6 +296,19 @@ def test_expired_content_is_404() -> None:
             "invalid_value",
         ),
         (
+            {"prompt": "x", "model": None},
+            "Invalid type for 'model': expected a string, but got null instead.",
+            "model",
+            "invalid_type",
+        ),
+        (
+            {"prompt": "x", "input_reference": "https://example.com/cat.png"},
+            "Invalid type for 'input_reference': expected an object or a file, "
+            "but got a string instead.",
+            "input_reference",
+            "invalid_type",
+        ),
+        (
             {"prompt": "x", "model": "sora-3"},
             "Invalid value: 'sora-3'. Supported values are: 'sora-2', 'sora-2-pro', "
             "'sora-2-2025-10-06', 'sora-2-pro-2025-10-06', and 'sora-2-2025-12-08'.",
@@ -351,6 +367,14 @@ def test_multipart_with_bracketed_fields_and_uploaded_image(client: httpx.Client
     assert uploaded.status_code == 200, uploaded.text
     assert uploaded.json()["prompt"] == "from an upload"
 
+    # Some multipart clients send an object as one JSON-encoded text part.
+    encoded = client.post(
+        "/videos",
+        data={"prompt": "json part", "input_reference": '{"file_id": "file-123"}'},
+        files={"unused": ("x.txt", b"x", "text/plain")},
+    )
+    assert encoded.status_code == 200, encoded.text
+
     missing = client.post("/videos", data={"seconds": "4"}, files={"x": ("x", b"x")})
     assert missing.json() == envelope(
         "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"
@@ -370,6 +394,14 @@ def test_every_response_has_a_request_id(sim: RunningSimulator, client: httpx.Cl
     assert responses[2].json() == envelope(
         f"Invalid URL (GET {sim.config.prefix}/no/such/route)", None, None
     )
+
+
+def test_wrong_method_is_405_listing_every_allowed_method(client: httpx.Client) -> None:
+    response = client.put("/videos")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert client.patch("/videos/video_x").headers["allow"] == "GET, DELETE"
 
 
 # --- idempotency, list, delete, remix ------------------------------------------------------
@@ -687,7 +719,7 @@ def test_config_from_env_and_validation() -> None:
         SimConfig.from_env({"VIDGATE_SIM_JOB_SECONDS": "soon"})
 
 
-async def test_start_serves_from_the_current_loop_without_blocking_it() -> None:
+async def test_start_serves_hundreds_of_jobs_from_the_current_loop() -> None:
     simulator = await start(SimConfig(job_seconds=0.2, prefix=""))
     try:
         assert simulator.base_url == simulator.origin

@@ -33,9 +33,10 @@ def client(sim: RunningSimulator) -> Iterator[openai.OpenAI]:
 
 
 def probe_mp4(data: bytes) -> tuple[str, float, int]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
+        frames = len(list(container.decode(stream)))
+        assert container.duration is not None
         return stream.codec_context.name, container.duration / av.time_base, frames
 
 

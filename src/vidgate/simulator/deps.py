@@ -7,6 +7,7 @@ them: count the request, add latency, maybe inject a fault, then check the API k
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from typing import Annotated, cast
 
@@ -14,6 +15,8 @@ from fastapi import Depends, Request
 
 from vidgate.simulator import errors, faults
 from vidgate.simulator.state import SimState
+
+logger = logging.getLogger(__name__)
 
 MISSING_KEY_MESSAGE = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -49,6 +52,10 @@ async def api_guard(request: Request, state: StateDep) -> None:
     fault = faults.draw_request_fault(config, state.rng)
     if fault is not None:
         state.stats.count_fault(fault)
+        logger.info(
+            "simulator injected a fault",
+            extra={"fault": fault.value, "route": route_key(request, config.prefix)},
+        )
         if fault is faults.Fault.TIMEOUT:
             await asyncio.sleep(config.hang_seconds)
         else:

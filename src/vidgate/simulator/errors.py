@@ -14,8 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 INVALID_REQUEST = "invalid_request_error"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 # OpenAI's own wording for a body that is not JSON.
 MALFORMED_JSON_MESSAGE = (
@@ -127,12 +129,31 @@ async def _handle_sim_error(_request: Request, exc: Exception) -> Response:
 
 async def _handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code in (404, 405):
-        # OpenAI answers unknown routes and wrong methods alike with "Invalid URL".
+    if exc.status_code == 404:
+        # OpenAI's wording for a route it does not have.
         error = SimError(404, f"Invalid URL ({request.method} {request.url.path})")
+    elif exc.status_code == 405:
+        error = SimError(
+            405,
+            f"Method {request.method} is not allowed on {request.url.path}.",
+            headers={"allow": ", ".join(_allowed_methods(request))},
+        )
     else:
-        error = SimError(exc.status_code, str(exc.detail))
+        error = SimError(exc.status_code, str(exc.detail), headers=exc.headers)
     return error.response()
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path. Starlette's own 405 names only the first
+    route that matched the path, and GET and POST /videos are separate routes."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _handle_validation_error(_request: Request, exc: Exception) -> Response:

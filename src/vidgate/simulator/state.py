@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +11,8 @@ from typing import Any
 
 from vidgate.simulator import faults, jobs, media, stats, validation
 from vidgate.simulator.config import RUNTIME_FIELDS, SimConfig
+
+logger = logging.getLogger(__name__)
 
 
 class SimState:
@@ -56,6 +59,10 @@ class SimState:
         )
         self.jobs.add(job, idempotency_key)
         self.stats.jobs_created += 1
+        logger.debug(
+            "simulator created a job",
+            extra={"videoId": job.id, "outcome": outcome.value, "remixedFrom": remixed_from},
+        )
         return job
 
     def update_runtime(self, changes: Mapping[str, Any]) -> SimConfig:

@@ -152,16 +152,16 @@ def create_params(body: Mapping[str, Any]) -> CreateParams:
     model = _choice(body, "model", DEFAULT_MODEL, MODELS)
     seconds = _choice(body, "seconds", DEFAULT_SECONDS, SECONDS)
     size = _choice(body, "size", DEFAULT_SIZE, PRO_SIZES if "-pro" in model else SIZES)
-    reference = body.get("input_reference")
-    if reference is not None and not isinstance(reference, UploadedFile | dict):
+    reference = body.get("input_reference", {})
+    if not isinstance(reference, UploadedFile | dict):
         raise errors.invalid_type("input_reference", "an object or a file", reference)
     return CreateParams(prompt=prompt, model=model, seconds=seconds, size=size)
 
 
 def prompt_param(body: Mapping[str, Any]) -> str:
-    prompt = body.get("prompt")
-    if prompt is None:
+    if "prompt" not in body:
         raise errors.missing("prompt")
+    prompt = body["prompt"]
     if not isinstance(prompt, str):
         raise errors.invalid_type("prompt", "a string", prompt)
     if len(prompt) < 1:
@@ -184,9 +184,9 @@ def prompt_param(body: Mapping[str, Any]) -> str:
 
 
 def _choice(body: Mapping[str, Any], name: str, default: str, supported: tuple[str, ...]) -> str:
-    value = body.get(name)
-    if value is None:
+    if name not in body:
         return default
+    value = body[name]
     if not isinstance(value, str):
         raise errors.invalid_type(name, "a string", value)
     if value not in supported:
