@@ -49,6 +49,7 @@ _STATUS_FOR_TYPE = {
     "taskCancelled": TaskStatus.CANCELLED,
 }
 _TASK_MESSAGES = frozenset({"subscribed", "taskProgress", *_STATUS_FOR_TYPE})
+_STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "dim", "PROCESSING": "cyan"}
 _WS_RECONNECTS = 6
 _PIPE_WIDTH = 200
 
@@ -71,12 +72,7 @@ class ClientError(Exception):
 
 
 ServerOption = Annotated[
-    str,
-    typer.Option(
-        "--server",
-        envvar="VIDGATE_SERVER",
-        help="Base URL of the vidgate server.",
-    ),
+    str, typer.Option("--server", envvar="VIDGATE_SERVER", help="Base URL of the vidgate server.")
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the raw `data` of the answer as JSON.")
@@ -106,10 +102,6 @@ def _print_json(data: Any) -> None:
 
 def _field(console: Console, name: str, value: str, style: str = "") -> None:
     console.print(Text.assemble((f"{name:<17}", "bold"), (value, style)), soft_wrap=True)
-
-
-def _status_word(value: Any) -> str:
-    return str(value) if value else "-"
 
 
 def _error_text(error: Any) -> str:
@@ -345,9 +337,11 @@ def submit(
     # With --json, stdout carries only the JSON; the live view goes to stderr.
     live = _console(stderr=True) if json_output else out
     body = {"prompt": prompt, "model": model, "seconds": seconds.value, "size": size.value}
+    video_id = ""
     try:
         with _Api(server) as api:
             task: dict[str, Any] = api.call("POST", "api/video/tasks", body=body)
+            video_id = str(task["videoId"])
             if not wait:
                 if json_output:
                     _print_json(task)
@@ -362,9 +356,8 @@ def submit(
     except ClientError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _console(stderr=True).print(
-            "interrupted; the task keeps running on the server", soft_wrap=True
-        )
+        hint = f": vidgate status {video_id}" if video_id else ""
+        _console(stderr=True).print(f"interrupted; the task keeps running{hint}", soft_wrap=True)
         raise typer.Exit(130) from None
 
     outcome = str(final.get("status") or "")
@@ -439,15 +432,8 @@ def list_tasks(
 
 
 def _styled_status(value: Any) -> Text:
-    word = _status_word(value)
-    styles = {
-        "COMPLETED": "green",
-        "FAILED": "red",
-        "CANCELLED": "dim",
-        "PROCESSING": "cyan",
-        "QUEUED": "yellow",
-    }
-    return Text(word, style=styles.get(word, ""))
+    word = str(value) if value else "-"
+    return Text(word, style=_STATUS_STYLES.get(word, ""))
 
 
 def _task_table(task: dict[str, Any]) -> Table:

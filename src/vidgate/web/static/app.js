@@ -225,7 +225,9 @@
     progress.textContent = `${task.progress || 0}%`;
     progress.dataset.status = status;
     $("progress-label").textContent = `${task.progress || 0}%`;
-    $("message").textContent = task.message || DEFAULT_MESSAGE[status] || "";
+    // A failure's message is already in the error box below; do not say it twice.
+    const repeatsError = task.error && task.message === task.error.message;
+    $("message").textContent = (!repeatsError && task.message) || DEFAULT_MESSAGE[status] || "";
 
     const errorBox = $("task-error");
     if (task.error && (status === "FAILED" || status === "CANCELLED")) {

@@ -1,0 +1,246 @@
+"""The test page in a real browser against a real ``vidgate serve`` (demo mode)."""
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import ConsoleMessage, Page, expect
+
+pytestmark = pytest.mark.browser
+
+VIDEO_ID = re.compile(r"^video_[0-9a-f-]{36}$")
+SCREENSHOT = "/tmp/vidgate-page.png"
+
+# Records every value #progress takes, so the test sees the live updates, not just the end.
+RECORD_PROGRESS = """() => {
+  window.__progress = [];
+  const bar = document.getElementById("progress");
+  new MutationObserver(() => window.__progress.push(bar.value))
+    .observe(bar, { attributes: true, attributeFilter: ["value"] });
+}"""
+PLAYER_LOADED = """() => {
+  const player = document.getElementById("player");
+  return player.readyState >= 1 && player.duration > 0;
+}"""
+
+
+def _open(page: Page, base_url: str) -> list[str]:
+    """Load the page; return the list that collects browser errors."""
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(f"{base_url}/")
+    expect(page.locator("#ws-state")).to_have_attribute("data-state", "live")
+    return problems
+
+
+def _task(base_url: str, video_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{base_url}/api/video/tasks/{video_id}")
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def test_create_watch_and_play(page: Page, vidgate_server: Any) -> None:
+    base_url = vidgate_server.url
+    problems = _open(page, base_url)
+    page.evaluate(RECORD_PROGRESS)
+
+    page.fill("#prompt", "a red fox running through snow")
+    page.select_option("#seconds", "4")
+    page.select_option("#size", "1280x720")
+    page.click("#create")
+
+    video_id_box = page.locator("#video-id")
+    expect(video_id_box).to_have_text(VIDEO_ID)
+    video_id = video_id_box.inner_text()
+    expect(page.locator("#error")).to_be_hidden()
+
+    # The upstream's id replaces "pending" as soon as the upstream accepted the task.
+    external_box = page.locator("#external-video-id")
+    expect(external_box).not_to_have_text("pending", timeout=15_000)
+    external_id = external_box.inner_text()
+    assert external_id and external_id != video_id
+
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    assert page.eval_on_selector("#progress", "bar => bar.value") == 100
+
+    seen = page.evaluate("() => window.__progress")
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert any(0 < value < 100 for value in seen), f"no live progress before the end: {seen}"
+    assert seen[-1] == 100
+
+    task = _task(base_url, video_id)
+    assert task["status"] == "COMPLETED"
+    assert task["externalVideoId"] == external_id
+    assert task["videoUrl"]
+    assert page.eval_on_selector("#player", "player => player.src") == task["videoUrl"]
+    page.wait_for_function(PLAYER_LOADED, timeout=15_000)
+    expect(page.locator("#cancel")).to_be_disabled()
+    expect(page.locator("#retry")).to_be_disabled()
+
+    # The recent-tasks list shows the task with both (shortened) IDs and its live state.
+    row = page.locator(f'#task-list button[data-video-id="{video_id}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".c-vid")).to_have_text(video_id[:14] + "-...")
+    expect(row.locator(".c-ext")).not_to_have_text("pending")
+    expect(row.locator(".c-status")).to_have_text("COMPLETED")
+
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    assert problems == []
+
+
+def test_list_selects_and_updates_live(page: Page, vidgate_server: Any) -> None:
+    base_url = vidgate_server.url
+    first = httpx.post(f"{base_url}/api/video/tasks", json={"prompt": "first task"})
+    assert first.status_code == 201
+    first_id = first.json()["data"]["videoId"]
+
+    problems = _open(page, base_url)
+    first_row = page.locator(f'#task-list button[data-video-id="{first_id}"]')
+    expect(first_row).to_be_visible()
+
+    page.fill("#prompt", "second task")
+    page.click("#create")
+    expect(page.locator("#video-id")).to_have_text(VIDEO_ID)
+    expect(page.locator("#video-id")).not_to_have_text(first_id)
+    second_id = page.locator("#video-id").inner_text()
+
+    first_row.click()
+    expect(page.locator("#video-id")).to_have_text(first_id)
+    expect(first_row).to_have_attribute("aria-current", "true")
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    assert page.url.endswith(f"#{first_id}")
+
+    # The other listed task keeps updating without a reload or a refresh click.
+    second_row = page.locator(f'#task-list button[data-video-id="{second_id}"]')
+    expect(second_row.locator(".c-status")).to_have_text("COMPLETED", timeout=30_000)
+    expect(second_row.locator(".c-pct")).to_have_text("100%")
+    assert problems == []
+
+
+def test_cancel_then_retry(page: Page, vidgate_server: Any) -> None:
+    problems = _open(page, vidgate_server.url)
+    page.fill("#prompt", "a fox that changes its mind")
+    page.click("#create")
+    expect(page.locator("#video-id")).to_have_text(VIDEO_ID)
+    expect(page.locator("#cancel")).to_be_enabled()
+    expect(page.locator("#retry")).to_be_disabled()
+
+    page.click("#cancel")
+    expect(page.locator("#status")).to_have_text("CANCELLED")
+    expect(page.locator("#cancel")).to_be_disabled()
+    expect(page.locator("#retry")).to_be_enabled()
+    expect(page.locator("#player-wrap")).to_be_hidden()
+
+    page.click("#retry")
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    expect(page.locator("#external-video-id")).not_to_have_text("pending")
+    page.wait_for_function(PLAYER_LOADED, timeout=15_000)
+    task = _task(vidgate_server.url, page.locator("#video-id").inner_text())
+    assert task["attempts"][-1]["externalVideoId"] == task["externalVideoId"]
+    expect(page.locator("#external-video-id")).to_have_text(task["externalVideoId"])
+    assert problems == []
+
+
+def test_reconnects_and_resubscribes_after_a_server_restart(
+    page: Page, vidgate_server: Any
+) -> None:
+    base_url = vidgate_server.url
+    problems = _open(page, base_url)
+    page.fill("#prompt", "before the restart")
+    page.click("#create")
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    video_id = page.locator("#video-id").inner_text()
+    snapshots = page.locator("#event-log li", has_text="subscribed").filter(has_text=video_id[:14])
+    expect(snapshots).to_have_count(1)
+
+    vidgate_server.stop()
+    expect(page.locator("#ws-state")).to_have_attribute("data-state", "down")
+    vidgate_server.start()  # same port, same database
+    expect(page.locator("#ws-state")).to_have_attribute("data-state", "live", timeout=30_000)
+
+    # The new socket resubscribed on its own: a fresh snapshot of the selected task arrived.
+    expect(snapshots).to_have_count(2)
+    expect(page.locator("#status")).to_have_text("COMPLETED")
+
+    page.fill("#prompt", "after the restart")
+    page.click("#create")
+    expect(page.locator("#video-id")).not_to_have_text(video_id)
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    # Loads that failed while the server was down (socket, media range requests; the demo
+    # simulator also forgets its files on restart) are expected; script errors are not.
+    unexpected = [
+        problem
+        for problem in problems
+        if not problem.startswith("Failed to load resource")
+        and "WebSocket connection" not in problem
+    ]
+    assert unexpected == [], unexpected
+
+
+def test_empty_prompt_shows_the_server_error(page: Page, vidgate_server: Any) -> None:
+    base_url = vidgate_server.url
+    refused = httpx.post(f"{base_url}/api/video/tasks", json={"prompt": ""})
+    assert refused.status_code >= 400
+    error = refused.json()["error"]
+
+    _open(page, base_url)
+    page.fill("#prompt", "")
+    page.click("#create")
+
+    box = page.locator("#error")
+    expect(box).to_be_visible()
+    expect(box).to_contain_text(error["message"])
+    expect(box).to_contain_text(error["code"])
+    expect(page.locator("#task-detail")).to_be_hidden()
+
+
+class _InlineCode(HTMLParser):
+    """Collects what a ``default-src 'self'`` policy would block in the markup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name for name, _ in attrs}
+        if tag == "script" and "src" not in names:
+            self.found.append("inline <script>")
+        if tag == "style":
+            self.found.append("<style> element")
+        if "style" in names:
+            self.found.append(f"style attribute on <{tag}>")
+        self.found.extend(f"{name} handler on <{tag}>" for name in names if name.startswith("on"))
+        for name, value in attrs:
+            if value and value.strip().lower().startswith(("javascript:", "data:")):
+                self.found.append(f"{name}={value[:20]} on <{tag}>")
+
+
+def test_page_works_under_a_strict_csp(vidgate_server: Any) -> None:
+    base_url = vidgate_server.url
+    page = httpx.get(f"{base_url}/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    parser = _InlineCode()
+    parser.feed(page.text)
+    assert parser.found == []
+    assert 'src="/static/app.js"' in page.text
+    assert 'href="/static/style.css"' in page.text
+
+    script = httpx.get(f"{base_url}/static/app.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    for risky in ("innerHTML", "eval(", "new Function", 'setAttribute("style"', "cssText"):
+        assert risky not in script.text, risky
+    style = httpx.get(f"{base_url}/static/style.css")
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+    assert "@import" not in style.text and "url(http" not in style.text

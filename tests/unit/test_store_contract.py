@@ -1,0 +1,546 @@
+"""One behaviour suite for every ``TaskStore``: the in-memory fake and SQLite.
+
+If a test passes for one and fails for the other, the fake has drifted from the real
+store (or the real store has a bug the fake hides); either way unit tests built on the
+fake would lie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from vidgate.domain import ids
+from vidgate.domain.events import EventType
+from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
+from vidgate.domain.status import TaskStatus
+from vidgate.store.base import BadCursor, StoreUnavailable, TaskStore, Write
+from vidgate.store.sql import SqlTaskStore
+from vidgate.testing import MemoryTaskStore
+
+T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+# A broken constraint: the fake raises StoreUnavailable; SqlTaskStore lets SQLAlchemy's
+# IntegrityError through (it does not translate it at the edge).
+REFUSED = (StoreUnavailable, IntegrityError)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
+    if request.param == "memory":
+        yield MemoryTaskStore()
+        return
+    sql = await SqlTaskStore.open("sqlite:///" + str(tmp_path / "t.db"))
+    try:
+        yield sql
+    finally:
+        await sql.close()
+
+
+def make_task(**changes: Any) -> Task:
+    task = Task(
+        video_id=ids.new_video_id(),
+        user_id="alice",
+        prompt="a cat on a skateboard",
+        model="sora-2",
+        seconds="4",
+        size="720x1280",
+        created_at=T0,
+        updated_at=T0,
+        deadline_at=at(1800),
+        next_check_at=T0,
+    )
+    return dataclasses.replace(task, **changes)
+
+
+def make_attempt(task: Task, number: int = 1, **changes: Any) -> Attempt:
+    attempt = Attempt(
+        video_id=task.video_id,
+        number=number,
+        provider="fake",
+        idempotency_key=f"vidgate-{task.video_id}-{number}",
+        created_at=at(1),
+    )
+    return dataclasses.replace(attempt, **changes)
+
+
+async def created(store: TaskStore, **changes: Any) -> Task:
+    task = make_task(**changes)
+    await store.create(task)
+    got = await store.get(task.video_id)
+    assert got is not None
+    return got
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None
+    assert value.tzinfo is not None
+    assert value.utcoffset() == timedelta(0)
+
+
+# -- create / get ----------------------------------------------------------------------------
+
+
+async def test_create_then_get_round_trips_every_field(store: TaskStore) -> None:
+    task = make_task(
+        status=TaskStatus.FAILED,
+        progress=42,
+        message="boom",
+        input_reference="https://img.example/ref.png",
+        provider="fake",
+        external_id="video_ext_1",
+        video_url="https://cdn.example/v.mp4",
+        error=TaskError(code="UPSTREAM_FAILED", message="boom"),
+        metadata={"externalTaskId": "video_ext_1", "nested": {"list": [1, 2.5, None, "x"]}},
+        created_at=datetime(2030, 1, 1, 14, 0, 0, 123456, tzinfo=PLUS_TWO),  # 12:00 UTC
+        updated_at=at(5),
+        completed_at=at(6),
+        deadline_at=at(1800),
+        next_check_at=at(7),
+        lease_owner="worker-1",
+        lease_until=at(37),
+        attempt=3,
+        version=7,
+    )
+    await store.create(task)
+
+    got = await store.get(task.video_id)
+
+    assert got == task
+    for value in (
+        got.created_at,
+        got.updated_at,
+        got.completed_at,
+        got.deadline_at,
+        got.next_check_at,
+        got.lease_until,
+    ):
+        assert_utc(value)
+    assert got.created_at == T0
+
+
+async def test_get_unknown_is_none(store: TaskStore) -> None:
+    assert await store.get(ids.new_video_id()) is None
+
+
+async def test_optional_fields_round_trip_as_none(store: TaskStore) -> None:
+    task = make_task(next_check_at=None)
+    await store.create(task)
+
+    got = await store.get(task.video_id)
+
+    assert got == task
+    assert got.error is None and got.completed_at is None and got.lease_owner is None
+
+
+async def test_returned_metadata_is_a_copy(store: TaskStore) -> None:
+    task = await created(store, metadata={"a": 1})
+    task.metadata["a"] = 2
+
+    again = await store.get(task.video_id)
+
+    assert again is not None and again.metadata == {"a": 1}
+
+
+# -- write: compare-and-set, fence, version ------------------------------------------------
+
+
+async def test_write_applies_and_bumps_the_version(store: TaskStore) -> None:
+    task = await created(store)
+    after = dataclasses.replace(task, status=TaskStatus.PROCESSING, progress=10, updated_at=at(2))
+
+    written = await store.write(Write(before=task, after=after))
+
+    assert written is not None
+    assert written.task == dataclasses.replace(after, version=task.version + 1)
+    assert written.event is None
+    assert await store.get(task.video_id) == written.task
+
+
+async def test_write_with_a_stale_version_is_refused_and_changes_nothing(store: TaskStore) -> None:
+    task = await created(store)
+    first = await store.write(Write(before=task, after=dataclasses.replace(task, progress=10)))
+    assert first is not None
+
+    stale = await store.write(
+        Write(
+            before=task,
+            after=dataclasses.replace(task, progress=99),
+            insert_attempt=make_attempt(task),
+            event=(EventType.PROGRESS, {"progress": 99}),
+        )
+    )
+
+    assert stale is None
+    now = await store.get(task.video_id)
+    assert now == first.task
+    assert now.attempts == ()
+    assert await store.events_after(task.video_id, 0) == []
+
+
+async def test_fenced_write_needs_the_lease_owner(store: TaskStore) -> None:
+    await created(store)
+    [task] = await store.claim(owner="a", now=at(1), until=at(31), limit=10)
+
+    refused = await store.write(
+        Write(before=task, after=dataclasses.replace(task, progress=5), fence="b")
+    )
+    accepted = await store.write(
+        Write(before=task, after=dataclasses.replace(task, progress=5), fence="a")
+    )
+
+    assert refused is None
+    assert accepted is not None
+    assert accepted.task.progress == 5
+
+
+async def test_fenced_write_on_an_unleased_task_is_refused(store: TaskStore) -> None:
+    task = await created(store)
+
+    refused = await store.write(
+        Write(before=task, after=dataclasses.replace(task, progress=5), fence="a")
+    )
+
+    assert refused is None
+
+
+async def test_unfenced_write_ignores_the_lease(store: TaskStore) -> None:
+    await created(store)
+    [task] = await store.claim(owner="a", now=at(1), until=at(31), limit=10)
+
+    written = await store.write(
+        Write(before=task, after=dataclasses.replace(task, status=TaskStatus.CANCELLED))
+    )
+
+    assert written is not None
+    assert written.task.status is TaskStatus.CANCELLED
+
+
+async def test_every_write_and_claim_adds_one_to_the_version(store: TaskStore) -> None:
+    task = await created(store)
+    assert task.version == 1
+    [claimed] = await store.claim(owner="a", now=at(1), until=at(31), limit=10)
+    assert claimed.version == 2
+    one = await store.write(Write(before=claimed, after=claimed, fence="a"))
+    assert one is not None and one.task.version == 3
+    two = await store.write(Write(before=one.task, after=one.task))
+    assert two is not None and two.task.version == 4
+    # The version in ``after`` is ignored: the store decides it.
+    three = await store.write(
+        Write(before=two.task, after=dataclasses.replace(two.task, version=1))
+    )
+    assert three is not None and three.task.version == 5
+    got = await store.get(task.video_id)
+    assert got is not None and got.version == 5
+
+
+# -- attempts ------------------------------------------------------------------------------
+
+
+async def test_attempts_are_inserted_updated_and_merged(store: TaskStore) -> None:
+    task = await created(store)
+    first = make_attempt(task, 1)
+
+    w1 = await store.write(
+        Write(before=task, after=dataclasses.replace(task, attempt=1), insert_attempt=first)
+    )
+    assert w1 is not None
+    assert w1.task.attempts == (first,)
+    assert w1.task.current_attempt == first
+
+    sent = dataclasses.replace(
+        first, state=AttemptState.SUBMITTED, external_id="video_ext_1", submitted_at=at(2)
+    )
+    w2 = await store.write(Write(before=w1.task, after=w1.task, update_attempt=sent))
+    assert w2 is not None
+    assert w2.task.attempts == (sent,)
+
+    failed = dataclasses.replace(
+        sent,
+        state=AttemptState.FAILED,
+        finished_at=at(3),
+        error=TaskError(code="UPSTREAM_FAILED", message="no"),
+    )
+    second = make_attempt(task, 2, provider="other")
+    w3 = await store.write(
+        Write(
+            before=w2.task,
+            after=dataclasses.replace(w2.task, attempt=2),
+            insert_attempt=second,
+            update_attempt=failed,
+        )
+    )
+    assert w3 is not None
+    assert w3.task.attempts == (failed, second)
+    assert w3.task.current_attempt == second
+
+    got = await store.get(task.video_id)
+    assert got is not None
+    assert got.attempts == (failed, second)
+    assert_utc(got.attempts[0].finished_at)
+
+
+async def test_attempts_of_other_tasks_stay_apart(store: TaskStore) -> None:
+    one, two = await created(store), await created(store)
+    await store.write(Write(before=one, after=one, insert_attempt=make_attempt(one)))
+
+    got = await store.get(two.video_id)
+
+    assert got is not None and got.attempts == ()
+
+
+@pytest.mark.parametrize("how", ["insert", "update"])
+async def test_a_write_breaking_a_constraint_changes_nothing(store: TaskStore, how: str) -> None:
+    one, two = await created(store), await created(store)
+    job = make_attempt(one, external_id="video_ext_1")
+    assert await store.write(Write(before=one, after=one, insert_attempt=job))
+    if how == "update":
+        w = await store.write(Write(before=two, after=two, insert_attempt=make_attempt(two)))
+        assert w is not None
+        two = w.task
+    same_job = make_attempt(two, external_id="video_ext_1")
+
+    with pytest.raises(REFUSED):  # the same upstream job for two attempts
+        await store.write(
+            Write(
+                before=two,
+                after=dataclasses.replace(two, progress=50),
+                insert_attempt=same_job if how == "insert" else None,
+                update_attempt=same_job if how == "update" else None,
+                event=(EventType.PROGRESS, {"progress": 50}),
+            )
+        )
+
+    assert await store.get(two.video_id) == two
+    assert await store.events_after(two.video_id, 0) == []
+    # Rewriting an attempt with its own job is fine.
+    again = dataclasses.replace(job, state=AttemptState.SUBMITTED)
+    latest = await store.get(one.video_id)
+    assert latest is not None
+    assert await store.write(Write(before=latest, after=latest, update_attempt=again))
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+async def test_events_get_global_increasing_ids_and_the_new_version(store: TaskStore) -> None:
+    one, two = await created(store), await created(store)
+
+    e1 = await store.write(Write(before=one, after=one, event=(EventType.PROGRESS, {"n": 1})))
+    e2 = await store.write(Write(before=two, after=two, event=(EventType.PROGRESS, {"n": 2})))
+    assert e1 is not None and e2 is not None
+    e3 = await store.write(
+        Write(before=e1.task, after=e1.task, event=(EventType.COMPLETED, {"n": 3}))
+    )
+    assert e3 is not None
+
+    events = [e1.event, e2.event, e3.event]
+    assert all(e is not None for e in events)
+    assert [e.id for e in events if e] == sorted({e.id for e in events if e})
+    assert e1.event is not None and e3.event is not None
+    assert e1.event.task_version == e1.task.version == 2
+    assert e3.event.task_version == e3.task.version == 3
+    assert e3.event.type is EventType.COMPLETED
+    assert e3.event.payload == {"n": 3}
+    assert e3.event.video_id == one.video_id
+    assert e3.event.message() == {
+        "type": "taskCompleted",
+        "timestamp": e3.event.timestamp_ms,
+        "payload": {"n": 3},
+    }
+
+    stored = await store.events_after(one.video_id, 0)
+    assert stored == [e1.event, e3.event]
+    assert await store.events_after(one.video_id, e1.event.id) == [e3.event]
+    assert await store.events_after(one.video_id, e3.event.id) == []
+    assert await store.events_after(two.video_id, 0) == [e2.event]
+
+
+async def test_a_write_without_an_event_stores_none(store: TaskStore) -> None:
+    task = await created(store)
+
+    written = await store.write(Write(before=task, after=task))
+
+    assert written is not None and written.event is None
+    assert await store.events_after(task.video_id, 0) == []
+
+
+# -- claim -----------------------------------------------------------------------------------
+
+
+async def test_claim_takes_only_due_active_tasks(store: TaskStore) -> None:
+    due = await created(store, next_check_at=at(0))
+    await created(store, next_check_at=at(60))  # not yet
+    await created(store, next_check_at=None)  # nothing scheduled
+    await created(store, next_check_at=at(0), status=TaskStatus.COMPLETED)
+    await created(store, next_check_at=at(0), status=TaskStatus.FAILED)
+    await created(store, next_check_at=at(0), status=TaskStatus.CANCELLED)
+    processing = await created(store, next_check_at=at(10), status=TaskStatus.PROCESSING)
+
+    claimed = await store.claim(owner="a", now=at(10), until=at(40), limit=10)
+
+    assert {t.video_id for t in claimed} == {due.video_id, processing.video_id}
+
+
+async def test_claim_leases_bumps_the_version_and_loads_attempts(store: TaskStore) -> None:
+    task = await created(store)
+    attempt = make_attempt(task)
+    w = await store.write(
+        Write(before=task, after=dataclasses.replace(task, attempt=1), insert_attempt=attempt)
+    )
+    assert w is not None
+
+    [claimed] = await store.claim(owner="a", now=at(1), until=at(31), limit=10)
+
+    expected = dataclasses.replace(w.task, lease_owner="a", lease_until=at(31), version=3)
+    assert claimed == expected
+    assert claimed.attempts == (attempt,)
+    assert await store.get(task.video_id) == expected
+
+
+async def test_claim_skips_leased_tasks_until_the_lease_expires(store: TaskStore) -> None:
+    task = await created(store)
+    [first] = await store.claim(owner="a", now=at(1), until=at(31), limit=10)
+
+    assert await store.claim(owner="b", now=at(2), until=at(32), limit=10) == []
+    assert await store.claim(owner="b", now=at(31), until=at(61), limit=10) == []  # not < now
+    [taken] = await store.claim(owner="b", now=at(32), until=at(62), limit=10)
+
+    assert taken.video_id == task.video_id
+    assert taken.lease_owner == "b" and taken.lease_until == at(62)
+    assert taken.version == first.version + 1
+    # The old owner's fenced write is now refused.
+    stale = await store.write(Write(before=first, after=first, fence="a"))
+    assert stale is None
+
+
+async def test_claim_takes_the_earliest_due_up_to_the_limit(store: TaskStore) -> None:
+    # Which tasks a claim takes is ordered; the order of the returned list is not (SQL's
+    # UPDATE ... RETURNING gives rows in storage order), so it is compared as a set.
+    tasks = [await created(store, next_check_at=at(s)) for s in (5, 1, 4, 2, 3)]
+    by_due = sorted(tasks, key=lambda t: t.next_check_at or T0)
+
+    first = await store.claim(owner="a", now=at(10), until=at(40), limit=2)
+    second = await store.claim(owner="a", now=at(10), until=at(40), limit=2)
+    third = await store.claim(owner="a", now=at(10), until=at(40), limit=2)
+
+    ids_of = [t.video_id for t in by_due]
+    assert {t.video_id for t in first} == set(ids_of[:2])
+    assert {t.video_id for t in second} == set(ids_of[2:4])
+    assert {t.video_id for t in third} == set(ids_of[4:])
+    assert await store.claim(owner="a", now=at(10), until=at(40), limit=2) == []
+
+
+# -- next_due --------------------------------------------------------------------------------
+
+
+async def test_next_due_is_none_without_work(store: TaskStore) -> None:
+    assert await store.next_due(at(0)) is None
+    await created(store, status=TaskStatus.COMPLETED, next_check_at=at(1))
+    await created(store, next_check_at=None)
+    assert await store.next_due(at(0)) is None
+
+
+async def test_next_due_is_the_earliest_unleased_active_check(store: TaskStore) -> None:
+    await created(store, next_check_at=at(50))
+    await created(store, next_check_at=at(30), status=TaskStatus.PROCESSING)
+    await created(store, next_check_at=at(5), status=TaskStatus.CANCELLED)
+
+    due = await store.next_due(at(0))
+
+    assert due == at(30)
+    assert_utc(due)
+
+
+async def test_next_due_ignores_leased_tasks_until_their_lease_expires(store: TaskStore) -> None:
+    await created(store, next_check_at=at(1))
+    await created(store, next_check_at=at(50))
+    [leased] = await store.claim(owner="a", now=at(1), until=at(31), limit=1)
+    assert leased.next_check_at == at(1)
+
+    assert await store.next_due(at(2)) == at(50)
+    assert await store.next_due(at(32)) == at(1)  # the lease ran out: due again
+
+
+# -- list_page -------------------------------------------------------------------------------
+
+
+async def test_list_pages_newest_first_with_a_cursor(store: TaskStore) -> None:
+    # Two tasks share a created_at: video_id breaks the tie, so none is skipped or repeated.
+    stamps = [0, 1, 1, 2, 3, 4, 5]
+    made = [await created(store, created_at=at(s), updated_at=at(s)) for s in stamps]
+    await created(store, user_id="bob")
+    expected = sorted(made, key=lambda t: (t.created_at, t.video_id), reverse=True)
+
+    seen: list[Task] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await store.list_page(user_id="alice", status=None, limit=3, cursor=cursor)
+        pages += 1
+        assert len(page.items) <= 3
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    assert pages == 3
+    assert [t.video_id for t in seen] == [t.video_id for t in expected]
+    assert seen[0] == expected[0]
+
+
+async def test_list_filters_by_status(store: TaskStore) -> None:
+    failed = [
+        await created(store, status=TaskStatus.FAILED, created_at=at(s), updated_at=at(s))
+        for s in range(3)
+    ]
+    await created(store, status=TaskStatus.COMPLETED, created_at=at(10))
+    await created(store, status=TaskStatus.QUEUED, created_at=at(11))
+
+    first = await store.list_page(user_id="alice", status=TaskStatus.FAILED, limit=2, cursor=None)
+    assert first.next_cursor is not None
+    rest = await store.list_page(
+        user_id="alice", status=TaskStatus.FAILED, limit=2, cursor=first.next_cursor
+    )
+
+    assert [t.video_id for t in first.items + rest.items] == [t.video_id for t in failed[::-1]]
+    assert rest.next_cursor is None
+
+
+async def test_a_full_last_page_has_no_cursor(store: TaskStore) -> None:
+    for s in range(2):
+        await created(store, created_at=at(s))
+
+    page = await store.list_page(user_id="alice", status=None, limit=2, cursor=None)
+
+    assert len(page.items) == 2 and page.next_cursor is None
+
+
+async def test_list_of_nobody_is_empty(store: TaskStore) -> None:
+    await created(store)
+
+    page = await store.list_page(user_id="carol", status=None, limit=5, cursor=None)
+
+    assert page.items == [] and page.next_cursor is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["not-base64!", "bm8tc2VwYXJhdG9y", "MjAzMC0wMS0wMVQxMjowMDowMHx2aWRlb18x", "%%%"],
+    ids=["garbage", "no-separator", "naive-time", "symbols"],
+)
+async def test_a_bad_cursor_is_refused(store: TaskStore, cursor: str) -> None:
+    await created(store)
+
+    with pytest.raises(BadCursor):
+        await store.list_page(user_id="alice", status=None, limit=5, cursor=cursor)
