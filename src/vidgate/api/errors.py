@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidgate.domain.errors import VidgateError
+from vidgate.store.base import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("database unavailable: %s", exc)
+    return envelope(503, "STORE_UNAVAILABLE", "The database is unavailable; try again shortly.")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return envelope(500, "INTERNAL_ERROR", "Something went wrong on our side; it has been logged.")
@@ -87,6 +93,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(VidgateError, _vidgate_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,9 +6,7 @@ import re
 import uuid
 
 PREFIX = "video_"
-_VIDEO_ID = re.compile(
-    r"video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-)
+_VIDEO_ID = re.compile(r"video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 def new_video_id() -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -97,20 +98,34 @@ class SqlTaskStore:
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    # Database errors stop here: callers see StoreUnavailable, never SQLAlchemy.
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database read failed: {type(exc).__name__}: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database write failed: {type(exc).__name__}: {exc}") from exc
+
     async def close(self) -> None:
         await self._engine.dispose()
 
     async def ping(self) -> None:
-        try:
-            async with self._engine.connect() as conn:
-                await conn.execute(select(1))
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        async with self._reading() as conn:
+            await conn.execute(select(1))
 
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, video_id: str) -> Task | None:
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(tasks).where(tasks.c.video_id == video_id))).first()
             if row is None:
                 return None
@@ -132,7 +147,7 @@ class SqlTaskStore:
                 )
             )
         query = query.order_by(tasks.c.created_at.desc(), tasks.c.video_id.desc()).limit(limit + 1)
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
             items = await _with_attempts(conn, rows[:limit])
         next_cursor = None
@@ -146,7 +161,7 @@ class SqlTaskStore:
             tasks.c.status.in_([str(s) for s in ACTIVE]),
             or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now),
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             value = (await conn.execute(query)).scalar()
         return tasks.c.next_check_at.type.process_result_value(value, self._engine.dialect)  # type: ignore[attr-defined,no-any-return]
 
@@ -156,14 +171,14 @@ class SqlTaskStore:
             .where(task_events.c.video_id == video_id, task_events.c.id > after_id)
             .order_by(task_events.c.id)
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return [_event(row) for row in rows]
 
     # -- writes ------------------------------------------------------------------------
 
     async def create(self, task: Task) -> None:
-        async with self._writer.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(insert(tasks).values(**_task_values(task)))
 
     async def write(self, change: Write) -> Written | None:
@@ -175,7 +190,7 @@ class SqlTaskStore:
         values["version"] = before.version + 1
         del values["video_id"]
         stored_event: TaskEvent | None = None
-        async with self._writer.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(update(tasks).where(*conditions).values(**values))
             if result.rowcount != 1:
                 await conn.rollback()
@@ -238,9 +253,11 @@ class SqlTaskStore:
             .values(lease_owner=owner, lease_until=until, version=tasks.c.version + 1)
             .returning(*tasks.c)
         )
-        async with self._writer.begin() as conn:
+        async with self._writing() as conn:
             rows = (await conn.execute(statement)).all()
-            return await _with_attempts(conn, rows)
+            claimed = await _with_attempts(conn, rows)
+        # RETURNING gives storage order; hand out the most overdue first.
+        return sorted(claimed, key=lambda t: t.next_check_at or now)
 
 
 # -- mapping -------------------------------------------------------------------------------
