@@ -39,9 +39,21 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     # client model -> upstream model, e.g. {"sora_video2": "sora-2"}
     models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
-    # Whether the upstream returns the same job for a repeated Idempotency-Key. Decides
-    # how a submission interrupted by a crash is recovered (docs/RELIABILITY.md).
+    # Whether the upstream returns the same job for a repeated Idempotency-Key.
     idempotency: bool = True
+    # How a submission whose outcome is unknown (a crash or a timeout mid-create) is
+    # recovered, see docs/RELIABILITY.md: "resend" the same Idempotency-Key (needs
+    # idempotency = true), "reconcile" with the upstream's list of recent jobs, or "fail"
+    # the task with SUBMISSION_UNCERTAIN. Default: resend if idempotency, else fail.
+    recovery: Literal["resend", "reconcile", "fail"] | None = None
+    # Routing: lower priority numbers are tried first; among equals, by weight.
+    priority: int = 0
+    weight: float = Field(default=1.0, gt=0)
+    max_jobs: int | None = Field(default=None, ge=1)  # upstream jobs running at once
+    requests_per_second: float | None = Field(default=None, gt=0)
+    # Circuit breaker: after this many failures in a row, stop sending for a while.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=10.0, gt=0)
     # Where videoUrl comes from: "auto" uses the job's own `url` when it has one and
     # vidgate's streaming route otherwise; "url" requires it; "proxy" always streams.
     content: Literal["auto", "url", "proxy"] = "auto"
@@ -55,6 +67,14 @@ class ProviderConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _recovery(self) -> ProviderConfig:
+        if self.recovery is None:
+            object.__setattr__(self, "recovery", "resend" if self.idempotency else "fail")
+        elif self.recovery == "resend" and not self.idempotency:
+            raise ValueError('recovery = "resend" needs an upstream that honours idempotency')
+        return self
 
     def secret(self) -> str | None:
         if self.api_key is not None:
@@ -76,6 +96,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     task_deadline_seconds: float = Field(default=1800.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1)
+    drain_seconds: float = Field(default=10.0, ge=0)  # graceful shutdown: finish steps
     default_model: str = "sora_video2"
     providers: list[ProviderConfig] = Field(default_factory=list)
 

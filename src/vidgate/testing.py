@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from vidgate.domain import status as statuses
 from vidgate.domain.events import EventType, TaskEvent
-from vidgate.domain.models import Attempt, Task, TaskError
+from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import ACTIVE, TaskStatus
 from vidgate.domain.transitions import Observation, clamp_progress
 from vidgate.providers.base import (
@@ -36,6 +36,7 @@ from vidgate.providers.base import (
     SubmitRequest,
     UpstreamError,
     UpstreamJob,
+    UpstreamJobSummary,
     UpstreamNotFound,
 )
 from vidgate.store.base import (
@@ -221,6 +222,45 @@ class MemoryTaskStore:
         written = dataclasses.replace(after, version=version, attempts=merged)
         return Written(task=written, event=event)
 
+    async def extend_leases(self, *, owner: str, video_ids: list[str], until: datetime) -> int:
+        await asyncio.sleep(0)
+        extended = 0
+        for video_id in video_ids:
+            row = self._tasks.get(video_id)
+            if row is not None and row.lease_owner == owner:
+                self._tasks[video_id] = dataclasses.replace(row, lease_until=_utc(until))
+                extended += 1
+        return extended
+
+    async def release_owned(self, *, owner: str) -> int:
+        await asyncio.sleep(0)
+        released = 0
+        for video_id, row in list(self._tasks.items()):
+            if row.lease_owner == owner:
+                self._tasks[video_id] = dataclasses.replace(
+                    row, lease_owner=None, lease_until=None, version=row.version + 1
+                )
+                released += 1
+        return released
+
+    async def known_external_ids(self, *, provider: str, external_ids: list[str]) -> set[str]:
+        await asyncio.sleep(0)
+        return {e for e in external_ids if (provider, e) in self._jobs}
+
+    async def running_jobs(self, *, provider: str) -> int:
+        await asyncio.sleep(0)
+        running = 0
+        for video_id, row in self._tasks.items():
+            attempt = self._attempts.get(video_id, {}).get(row.attempt)
+            if (
+                not row.status.terminal
+                and attempt is not None
+                and attempt.provider == provider
+                and attempt.state in (AttemptState.SUBMITTING, AttemptState.SUBMITTED)
+            ):
+                running += 1
+        return running
+
     async def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Task]:
         await asyncio.sleep(0)
         now = _utc(now)
@@ -303,7 +343,7 @@ def _claimable(row: Task, now: datetime) -> bool:
 class Call:
     """One call a ``FakeProvider`` received, in the order received."""
 
-    method: str  # "create" | "get" | "delete" | "open_content"
+    method: str  # "create" | "get" | "delete" | "open_content" | "recent_jobs"
     external_id: str | None = None
     request: SubmitRequest | None = None
     idempotency_key: str | None = None
@@ -339,7 +379,7 @@ class Hang:
 Outcome = UpstreamError | UpstreamJob | Hang
 Hook = Callable[[Call], Awaitable[None]]
 
-_METHODS = ("create", "get", "delete", "open_content")
+_METHODS = ("create", "get", "delete", "open_content", "recent_jobs")
 
 
 class FakeProvider:
@@ -486,6 +526,23 @@ class FakeProvider:
             chunks=chunks(),
             close=close,
         )
+
+    async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
+        scripted = await self._begin(Call(method="recent_jobs"))
+        await _hang_if(scripted)
+        newest = sorted(self.jobs.values(), key=lambda j: j.created_at, reverse=True)
+        return [
+            UpstreamJobSummary(
+                external_id=job.external_id,
+                prompt=job.request.prompt,
+                model=job.request.model,
+                seconds=job.request.seconds,
+                size=job.request.size,
+                created_at=job.created_at,
+            )
+            for job in newest[:limit]
+            if not job.deleted
+        ]
 
     async def aclose(self) -> None:
         self.closed = True

@@ -47,7 +47,11 @@ def fast_config(**changes: Any) -> EngineConfig:
         public_url=PUBLIC,
         lease_seconds=5.0,
         idle_wait=0.05,
-        max_transient_failures=4,
+        submit_retries=4,
+        poll_failures=4,
+        backoff_base=0.05,
+        backoff_cap=0.2,
+        busy_wait=0.05,
         poll=PollPolicy(first=0.05, minimum=0.02, maximum=0.2),
     )
     return dataclasses.replace(config, **changes)
@@ -454,7 +458,7 @@ async def test_rate_limited_waits_for_retry_after(make_rig: MakeRig) -> None:
 
 async def test_an_upstream_that_keeps_failing_fails_the_task(make_rig: MakeRig) -> None:
     rig = await make_rig()
-    rig.engine(max_transient_failures=2)
+    rig.engine(submit_retries=2, poll_failures=2)
     task = await rig.submitted((await rig.create()).video_id)
     rig.provider.fail_next("get", UpstreamUnavailable("fake: upstream 502"), times=2)
 
@@ -475,7 +479,7 @@ async def crash_during_create(rig: Rig) -> Task:
     crashed = rig.engine("engine-a", lease_seconds=0.2)
     created = await rig.create()
     await until(lambda: len(rig.provider.jobs) == 1)
-    await crashed.stop(drain_seconds=0)  # the step is cancelled mid-call: nothing is written
+    await crashed.abort()  # the step is cancelled mid-call: nothing is written or released
     rig.engines.remove(crashed)
     left = await rig.get(created.video_id)
     assert left.lease_owner == "engine-a"
@@ -615,7 +619,7 @@ async def test_retry_makes_a_second_attempt_and_keeps_the_first(make_rig: MakeRi
     rig.engine()
     first = await rig.submitted((await rig.create()).video_id)
     assert first.external_id is not None
-    rig.provider.fail(first.external_id, "server_error", "The GPU caught fire.")
+    rig.provider.fail(first.external_id, "invalid_prompt", "The prompt is not acceptable.")
     await rig.wait(first.video_id, lambda t: t.status is TaskStatus.FAILED)
 
     retried = await rig.service.retry(USER, first.video_id)
@@ -675,7 +679,8 @@ async def test_an_engine_that_lost_its_lease_cannot_write(
     make_rig: MakeRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     rig = await make_rig()
-    first = rig.engine("engine-a", lease_seconds=0.2)
+    # A's heartbeat stalls (say, a long GC pause), so its lease runs out mid-step.
+    first = rig.engine("engine-a", lease_seconds=0.2, heartbeat_seconds=3600)
     task = await rig.submitted((await rig.create()).video_id)
     assert task.external_id is not None
     gate = asyncio.Event()

@@ -44,7 +44,7 @@ class Runtime:
 
     async def close(self) -> None:
         if self.engine is not None:
-            await self.engine.stop()
+            await self.engine.stop(self.settings.drain_seconds)
         await self.service.drain()
         await self.hub.close()
         await self.providers.aclose()

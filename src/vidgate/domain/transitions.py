@@ -140,6 +140,27 @@ def cancel(task: Task, *, now: datetime) -> Task:
     )
 
 
+def requeue(task: Task, *, now: datetime, message: str) -> Task:
+    """An active task whose attempt failed in a way worth another try: back to QUEUED.
+
+    The next attempt starts from nothing (progress 0, no external id yet); the failed
+    attempt stays in the task's history.
+    """
+    _require_active(task)
+    metadata = {k: v for k, v in task.metadata.items() if k not in ("externalTaskId", "createdAt")}
+    return dataclasses.replace(
+        task,
+        status=TaskStatus.QUEUED,
+        progress=0,
+        message=message,
+        external_id=None,
+        video_url=None,
+        error=None,
+        metadata=metadata,
+        updated_at=now,
+    )
+
+
 def retry(task: Task, *, now: datetime, deadline_at: datetime) -> Task:
     """Queue a FAILED or CANCELLED task again; the next submission is a new attempt."""
     if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):

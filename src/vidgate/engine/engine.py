@@ -1,9 +1,16 @@
-"""The scheduler loop and the submit / poll steps (ARCHITECTURE.md "Engine rules").
+"""The scheduler loop and the submit / recover / poll steps (ARCHITECTURE.md "Engine rules").
 
 The loop claims due tasks with a lease and runs each step as its own asyncio task, so
-many tasks are in flight at once and a slow upstream never delays the others. Every
-write a step makes is compare-and-set and fenced by the lease; a step that lost its
-lease or raced a client's cancel changes nothing.
+many tasks are in flight at once and a slow upstream never delays the others. A
+heartbeat keeps the leases of running steps alive; a crashed process's leases simply
+run out. Every write a step makes is compare-and-set and fenced by the lease: a step
+that lost its lease or raced a client's cancel changes nothing.
+
+Submission is where money is at stake. The attempt row and its Idempotency-Key are
+written before the create call; an attempt whose create call may have reached the
+upstream without an answer (a crash, a timeout) is recovered by the provider's policy
+(resend the same key, reconcile with the upstream's job list, or fail), never by a
+blind second create. docs/RELIABILITY.md lists every promise and the test proving it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -22,12 +30,13 @@ from vidgate.domain import events, transitions
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
 from vidgate.domain.status import TaskStatus
-from vidgate.engine.urls import choose_video_url
+from vidgate.engine.classify import Action, Verdict, classify, job_failure_retryable
+from vidgate.engine.limits import CircuitBreaker, ProviderGate
+from vidgate.engine.urls import stream_url
 from vidgate.events.base import EventBus
-from vidgate.logs import ref
+from vidgate.logs import TaskRef, ref
 from vidgate.providers.base import (
     Provider,
-    RateLimited,
     SubmitRequest,
     UpstreamError,
     UpstreamJob,
@@ -40,6 +49,8 @@ from vidgate.store.base import TaskStore, Write
 logger = logging.getLogger(__name__)
 
 _CLOSED = frozenset({AttemptState.FINISHED, AttemptState.FAILED, AttemptState.UNKNOWN})
+_RECONCILE_LIMIT = 100
+_RECONCILE_SLACK = 5.0  # seconds of clock difference tolerated between us and the upstream
 
 
 def utcnow() -> datetime:
@@ -53,7 +64,14 @@ class EngineConfig:
     max_in_flight: int = 256
     claim_batch: int = 64
     idle_wait: float = 1.0  # longest sleep between looks at the store
-    max_transient_failures: int = 8  # consecutive, per task, before giving up
+    max_attempts: int = 3  # upstream jobs per task, failovers and retries included
+    submit_retries: int = 5  # transient failures of one submission before giving it up
+    poll_failures: int = 10  # transient failures in a row while polling before giving up
+    unconfirmed_completions: int = 3  # "completed" answers without a video before failing
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    busy_wait: float = 2.0  # no provider can take the task now: look again after this
+    heartbeat_seconds: float | None = None  # lease renewal interval; default a third of it
     poll: PollPolicy = dataclasses.field(default_factory=PollPolicy)
 
 
@@ -74,31 +92,71 @@ class Engine:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
         self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._active: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._limits = {p.name: asyncio.Semaphore(p.max_concurrency) for p in providers.all()}
-        self._failures: dict[str, int] = {}
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._gates = {p.name: self._gate(p) for p in providers.all()}
+        # What this process knows beyond the store. Lost on a crash, which is why each
+        # entry's absence means the cautious thing.
+        self._failures: dict[str, int] = {}  # videoId -> transient failures in a row
+        self._uncertain: dict[tuple[str, int], bool] = {}  # attempt -> create maybe received
+        self._unconfirmed: dict[str, int] = {}  # videoId -> completions without a video
+
+    def _gate(self, provider: Provider) -> ProviderGate:
+        config = self.providers.config(provider.name)
+        return ProviderGate(
+            provider.name,
+            concurrency=provider.max_concurrency,
+            rate=config.requests_per_second,
+            breaker=CircuitBreaker(
+                provider.name,
+                failures=config.breaker_failures,
+                cooldown=config.breaker_cooldown_seconds,
+            ),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="vidgate-engine")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="vidgate-heartbeat")
 
     def wake(self) -> None:
         """Look for due work now (a task was just created or retried)."""
         self._wake.set()
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop claiming, let in-flight steps finish within ``drain_seconds``, then cancel."""
+        """Stop claiming, let in-flight steps finish within ``drain_seconds``, cancel the
+        rest, then give up every lease this engine holds so another takes over at once."""
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
-        if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=drain_seconds)
+        steps = list(self._active.values())
+        if steps:
+            _, pending = await asyncio.wait(steps, timeout=drain_seconds)
             for step in pending:
                 step.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        try:
+            released = await self.store.release_owned(owner=self.owner)
+        except Exception:
+            logger.exception("could not release the leases of %s", self.owner)
+            released = 0
+        logger.info("engine %s stopped; released %d lease(s)", self.owner, released)
+
+    async def abort(self) -> None:
+        """Stop at once, as a crash would: steps are cancelled mid-call, nothing is written
+        and no lease is released (they run out). For tests of crash recovery."""
+        self._stopping = True
+        running = [t for t in (self._loop_task, self._heartbeat_task) if t is not None]
+        running += self._active.values()
+        for job in running:
+            job.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _run(self) -> None:
         logger.info("engine %s started", self.owner)
@@ -111,10 +169,9 @@ class Engine:
             if claimed and claimed == self.config.claim_batch:
                 continue  # more may be due right now
             await self._sleep()
-        logger.info("engine %s stopped claiming", self.owner)
 
     async def _claim(self) -> int:
-        room = self.config.max_in_flight - len(self._inflight)
+        room = self.config.max_in_flight - len(self._active)
         if room <= 0:
             return 0
         now = utcnow()
@@ -125,105 +182,141 @@ class Engine:
             limit=min(room, self.config.claim_batch),
         )
         for task in batch:
+            if task.video_id in self._active:
+                continue  # our own step outlived its lease; it will find itself fenced off
             step = asyncio.create_task(self._step(task), name=f"step-{task.video_id}")
-            self._inflight.add(step)
-            step.add_done_callback(self._step_done)
+            self._active[task.video_id] = step
+            step.add_done_callback(functools.partial(self._step_done, task.video_id))
         return len(batch)
 
-    def _step_done(self, step: asyncio.Task[None]) -> None:
-        self._inflight.discard(step)
-        if len(self._inflight) == self.config.max_in_flight - 1:
+    def _step_done(self, video_id: str, _: asyncio.Task[None]) -> None:
+        self._active.pop(video_id, None)
+        if len(self._active) == self.config.max_in_flight - 1:
             self._wake.set()  # we were full: there is room to claim again
 
     async def _sleep(self) -> None:
         wait = self.config.idle_wait
-        try:
-            due = await self.store.next_due(utcnow())
-        except Exception:
-            due = None
-        if due is not None:
-            wait = min(wait, max(0.0, (due - utcnow()).total_seconds()))
-        if len(self._inflight) >= self.config.max_in_flight:
-            wait = self.config.idle_wait  # full: a finishing step wakes us
+        if len(self._active) < self.config.max_in_flight:
+            try:
+                due = await self.store.next_due(utcnow())
+            except Exception:
+                due = None
+            if due is not None:
+                wait = min(wait, max(0.0, (due - utcnow()).total_seconds()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
         self._wake.clear()
 
+    async def _heartbeat(self) -> None:
+        """Keep the leases of running steps alive, so only a dead process loses them."""
+        interval = self.config.heartbeat_seconds or max(0.1, self.config.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            running = list(self._active)
+            if not running:
+                continue
+            until = utcnow() + timedelta(seconds=self.config.lease_seconds)
+            try:
+                await self.store.extend_leases(owner=self.owner, video_ids=running, until=until)
+            except Exception as exc:
+                logger.warning("lease heartbeat failed: %s", exc)
+
     # -- one step ----------------------------------------------------------------------
 
     async def _step(self, task: Task) -> None:
+        who = ref(task.video_id, task.external_id)
+        logger.debug("step.begin %s", who, extra=self._fields(who, "step.begin"))
         try:
             now = utcnow()
             attempt = task.current_attempt
             if now >= task.deadline_at:
                 await self._deadline(task, attempt)
             elif attempt is None or attempt.state in _CLOSED:
-                await self._submit(task, None)  # first attempt, or a retry's new one
+                await self._new_attempt(task)
             elif attempt.state is AttemptState.SUBMITTING:
-                await self._submit(task, attempt)
+                await self._resume(task, attempt)
             else:
                 await self._poll(task, attempt)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Never let one task stop the loop: release it and look again later.
-            logger.exception("step failed for %s", ref(task.video_id, task.external_id))
+            logger.exception("step failed for %s", who, extra=who.extra)
             await self._release_later(task, backoff_delay(3))
+        finally:
+            logger.debug("step.end %s", who, extra=self._fields(who, "step.end"))
 
-    async def _submit(self, task: Task, resume: Attempt | None) -> None:
-        now = utcnow()
-        if resume is None:
-            provider = self.providers.route(task.model)
-            if provider is None:
+    def _fields(self, who: TaskRef, action: str) -> dict[str, object]:
+        return who.extra | {"action": action, "owner": self.owner}
+
+    async def _new_attempt(self, task: Task) -> None:
+        if task.attempt >= self.config.max_attempts:
+            last = task.current_attempt
+            error = last.error if last is not None and last.error is not None else None
+            await self._finish(
+                task,
+                None,
+                code=error.code if error else "UPSTREAM_UNAVAILABLE",
+                message=error.message if error else "No attempt succeeded.",
+            )
+            return
+        provider = await self._choose(task)
+        if provider is None:
+            if not self.providers.candidates(task.model):
                 await self._finish(
                     task, None, code="NO_PROVIDER", message=f"No provider offers {task.model!r}."
                 )
-                return
-            number = task.attempt + 1
-            attempt = Attempt(
-                video_id=task.video_id,
-                number=number,
-                provider=provider.name,
-                idempotency_key=f"vidgate-{task.video_id}-{number}",
-                created_at=now,
+            else:
+                await self._release_later(task, self.config.busy_wait)
+            return
+        now = utcnow()
+        number = task.attempt + 1
+        attempt = Attempt(
+            video_id=task.video_id,
+            number=number,
+            provider=provider.name,
+            idempotency_key=f"vidgate-{task.video_id}-{number}",
+            created_at=now,
+        )
+        # Engine rule 4: the attempt and its key are durable before the paid call.
+        written = await self.store.write(
+            Write(
+                before=task,
+                after=dataclasses.replace(task, attempt=number, updated_at=now),
+                fence=self.owner,
+                insert_attempt=attempt,
             )
-            # Engine rule 4: the attempt and its key are durable before the paid call.
-            written = await self.store.write(
-                Write(
-                    before=task,
-                    after=dataclasses.replace(task, attempt=number, updated_at=now),
-                    fence=self.owner,
-                    insert_attempt=attempt,
-                )
-            )
-            if written is None:
-                logger.warning("lost the lease on %s before submitting", ref(task.video_id, None))
-                return
-            task = written.task
-        else:
-            attempt = resume
-            found = self.providers.get(resume.provider)
-            if found is None:
-                await self._finish(
-                    task,
-                    resume,
-                    code="NO_PROVIDER",
-                    message=f"Provider {resume.provider!r} is no longer configured.",
-                )
-                return
-            provider = found
-            if not provider.honours_idempotency:
-                # The create call may have reached the upstream before we crashed; without
-                # an honoured Idempotency-Key a second call could start a second paid job.
-                await self._finish(
-                    task,
-                    dataclasses.replace(resume, state=AttemptState.UNKNOWN),
-                    code="SUBMISSION_UNCERTAIN",
-                    message="The submission was interrupted and the upstream cannot be asked "
-                    "safely whether it created the job; not submitting again.",
-                )
-                return
+        )
+        if written is None:
+            self._refused(task)
+            return
+        self._uncertain[(task.video_id, number)] = False  # nothing sent yet
+        await self._send(written.task, attempt, provider)
 
+    async def _choose(self, task: Task) -> Provider | None:
+        """Routing: healthy providers with room, untried ones first, by priority, then weight."""
+        tried = {a.provider for a in task.attempts if a.state in _CLOSED}
+        usable = []
+        for provider in self.providers.candidates(task.model):
+            if not self._gates[provider.name].breaker.available():
+                continue
+            limit = self.providers.config(provider.name).max_jobs
+            if limit is not None and await self.store.running_jobs(provider=provider.name) >= limit:
+                continue
+            usable.append(provider)
+        if not usable:
+            return None
+        fresh = [p for p in usable if p.name not in tried] or usable
+        best = min(self.providers.config(p.name).priority for p in fresh)
+        group = [p for p in fresh if self.providers.config(p.name).priority == best]
+        weights = [self.providers.config(p.name).weight for p in group]
+        return random.choices(group, weights=weights)[0]
+
+    async def _send(self, task: Task, attempt: Attempt, provider: Provider) -> None:
+        gate = self._gates[provider.name]
+        if not gate.breaker.allows():
+            await self._release_later(task, self.config.busy_wait)
+            return
         request = SubmitRequest(
             prompt=task.prompt,
             model=provider.upstream_model(task.model) or task.model,
@@ -231,63 +324,142 @@ class Engine:
             size=task.size,
             input_reference=task.input_reference,
         )
+        key = (task.video_id, attempt.number)
         try:
-            async with self._limits[provider.name]:
+            async with gate.request():
                 job = await provider.create(request, idempotency_key=attempt.idempotency_key)
-        except UpstreamRejected as exc:
+        except UpstreamError as exc:
+            verdict = classify(exc)
+            if verdict.action is Action.REJECT:
+                gate.breaker.success()  # it answered; the request was the problem
+                await self._finish(task, attempt, code="UPSTREAM_REJECTED", message=verdict.message)
+                return
+            gate.breaker.failure()
+            if verdict.maybe_received:
+                self._uncertain[key] = True
+            failures = self._count_failure(task, verdict, "submit")
+            if failures >= self.config.submit_retries:
+                await self._abandon_submission(task, attempt, verdict)
+            else:
+                await self._release_later(task, self._backoff(failures, verdict))
+            return
+        gate.breaker.success()
+        self._failures.pop(task.video_id, None)
+        self._uncertain.pop(key, None)
+        await self._apply(task, attempt, provider, job, first=True)
+
+    async def _abandon_submission(self, task: Task, attempt: Attempt, verdict: Verdict) -> None:
+        """The submission kept failing. Fail over, unless the upstream may hold a job."""
+        self._failures.pop(task.video_id, None)
+        if self._uncertain.pop((task.video_id, attempt.number), True):
+            # A job may exist upstream for this attempt: another attempt could pay twice.
+            await self._finish(
+                task,
+                dataclasses.replace(attempt, state=AttemptState.UNKNOWN),
+                code="UPSTREAM_UNAVAILABLE",
+                message="The upstream kept failing and may have created the job: "
+                + verdict.message,
+            )
+            return
+        error = TaskError(code="UPSTREAM_UNAVAILABLE", message=verdict.message)
+        await self._end_attempt(task, attempt, error, retry=True)
+
+    async def _resume(self, task: Task, attempt: Attempt) -> None:
+        """An attempt left ``submitting``: by a transient error, or by a crash."""
+        provider = self.providers.get(attempt.provider)
+        if provider is None:
             await self._finish(
                 task,
                 attempt,
-                code="UPSTREAM_REJECTED",
-                message=exc.message,
+                code="NO_PROVIDER",
+                message=f"Provider {attempt.provider!r} is no longer configured.",
             )
             return
-        except UpstreamError as exc:
-            await self._transient(task, exc, "submit")
+        if not self._uncertain.get((task.video_id, attempt.number), True):
+            await self._send(task, attempt, provider)  # nothing reached the upstream
             return
-        self._failures.pop(task.video_id, None)
-        await self._submitted(task, attempt, provider, job)
+        policy = self.providers.config(provider.name).recovery
+        who = ref(task.video_id, None)
+        logger.info(
+            "recovering the interrupted submission of %s by %s", who, policy, extra=who.extra
+        )
+        if policy == "resend":
+            await self._send(task, attempt, provider)  # same key: the upstream dedupes
+        elif policy == "reconcile":
+            await self._reconcile(task, attempt, provider)
+        else:
+            await self._uncertain_submission(
+                task,
+                attempt,
+                "The submission was interrupted and the upstream cannot be asked safely "
+                "whether it created the job; not submitting again.",
+            )
 
-    async def _submitted(
-        self, task: Task, attempt: Attempt, provider: Provider, job: UpstreamJob
-    ) -> None:
-        now = utcnow()
-        seen = self._observation(task, provider, job)
-        after = transitions.submitted(
-            task, provider=provider.name, external_id=job.external_id, seen=seen, now=now
-        )
-        done = dataclasses.replace(
-            attempt,
-            state=_attempt_state(after),
-            external_id=job.external_id,
-            upstream_status=after.status.pushed,
-            submitted_at=now,
-            finished_at=now if after.status.terminal else None,
-            error=after.error,
-        )
-        delay = next_poll_delay(since_submit=0, progress=after.progress, policy=self.config.poll)
-        result = await self._commit(task, after, delay=delay, attempt=done)
-        if result is not None:
-            logger.info(
-                "submitted to %s: %s",
-                provider.name,
-                ref(task.video_id, job.external_id),
-                extra=ref(task.video_id, job.external_id).extra | {"attempt": attempt.number},
-            )
+    async def _reconcile(self, task: Task, attempt: Attempt, provider: Provider) -> None:
+        """Look for our job in the upstream's recent jobs before daring to send again."""
+        gate = self._gates[provider.name]
+        try:
+            async with gate.request():
+                jobs = await provider.recent_jobs(limit=_RECONCILE_LIMIT)
+        except UpstreamError as exc:
+            verdict = classify(exc)
+            failures = self._count_failure(task, verdict, "reconcile")
+            if failures >= self.config.submit_retries:
+                self._failures.pop(task.video_id, None)
+                await self._uncertain_submission(
+                    task, attempt, f"Could not list the upstream's jobs: {verdict.message}"
+                )
+            else:
+                await self._release_later(task, self._backoff(failures, verdict))
             return
-        # A client cancelled (or someone else wrote) while we were submitting: keep the
-        # record of the upstream job and do not leave it running for nothing.
-        current = await self.store.get(task.video_id)
-        if current is not None and current.status.terminal:
-            closed = dataclasses.replace(
-                done,
-                state=AttemptState.FAILED,
-                upstream_status="cancelled",
-                finished_at=now,
-                error=TaskError(code="CANCELLED", message="Cancelled while being submitted."),
+        since = attempt.created_at.timestamp() - _RECONCILE_SLACK
+        model = provider.upstream_model(task.model) or task.model
+        matches = [
+            job
+            for job in jobs
+            if job.prompt == task.prompt
+            and job.model in (None, model)
+            and job.seconds in (None, task.seconds)
+            and job.size in (None, task.size)
+            and (job.created_at is None or job.created_at >= since)
+        ]
+        known = await self.store.known_external_ids(
+            provider=provider.name, external_ids=[job.external_id for job in matches]
+        )
+        ours = [job for job in matches if job.external_id not in known]
+        reaches_back = len(jobs) < _RECONCILE_LIMIT or any(
+            job.created_at is not None and job.created_at < since for job in jobs
+        )
+        who = ref(task.video_id, ours[0].external_id if len(ours) == 1 else None)
+        if len(ours) == 1:
+            logger.info("reconciled %s with an upstream job", who, extra=who.extra)
+            try:
+                async with gate.request():
+                    job = await provider.get(ours[0].external_id)
+            except UpstreamError as exc:
+                await self._release_later(task, self._backoff(1, classify(exc)))
+                return
+            await self._apply(task, attempt, provider, job, first=True)
+        elif not ours and reaches_back:
+            logger.info("no upstream job for %s; submitting", who, extra=who.extra)
+            self._uncertain[(task.video_id, attempt.number)] = False
+            await self._send(task, attempt, provider)
+        else:
+            await self._uncertain_submission(
+                task,
+                attempt,
+                f"{len(ours)} upstream jobs could be this task's; not guessing."
+                if ours
+                else "The upstream's job list does not reach back to the submission.",
             )
-            await self.store.write(Write(before=current, after=current, update_attempt=closed))
-            await self._delete_upstream(provider, job.external_id, task.video_id)
+
+    async def _uncertain_submission(self, task: Task, attempt: Attempt, message: str) -> None:
+        await self._finish(
+            task,
+            dataclasses.replace(attempt, state=AttemptState.UNKNOWN),
+            code="SUBMISSION_UNCERTAIN",
+            message=message,
+        )
 
     async def _poll(self, task: Task, attempt: Attempt) -> None:
         provider = self.providers.get(attempt.provider)
@@ -296,43 +468,183 @@ class Engine:
                 task, attempt, code="NO_PROVIDER", message=f"Provider {attempt.provider!r} is gone."
             )
             return
+        gate = self._gates[provider.name]
+        if not gate.breaker.allows():
+            await self._release_later(task, self.config.busy_wait)
+            return
         try:
-            async with self._limits[provider.name]:
+            async with gate.request():
                 job = await provider.get(attempt.external_id)
-        except UpstreamNotFound:
-            await self._finish(
-                task,
-                attempt,
-                code="UPSTREAM_JOB_LOST",
-                message="The upstream no longer knows the job.",
-            )
-            return
         except UpstreamError as exc:
-            await self._transient(task, exc, "poll")
+            verdict = classify(exc)
+            if verdict.action is Action.LOST:
+                gate.breaker.success()
+                error = TaskError(
+                    code="UPSTREAM_JOB_LOST", message="The upstream no longer knows the job."
+                )
+                await self._end_attempt(task, attempt, error, retry=False)
+                return
+            gate.breaker.failure()
+            failures = self._count_failure(task, verdict, "poll")
+            if failures >= self.config.poll_failures:
+                self._failures.pop(task.video_id, None)
+                await self._finish(
+                    task,
+                    attempt,
+                    code="UPSTREAM_UNAVAILABLE",
+                    message=f"The upstream kept failing: {verdict.message}",
+                )
+            else:
+                await self._release_later(task, self._backoff(failures, verdict))
             return
+        gate.breaker.success()
         self._failures.pop(task.video_id, None)
+        await self._apply(task, attempt, provider, job, first=False)
+
+    async def _apply(
+        self, task: Task, attempt: Attempt, provider: Provider, job: UpstreamJob, *, first: bool
+    ) -> None:
+        """Apply what the upstream said of the attempt's job (just created, or polled)."""
         now = utcnow()
-        seen = self._observation(task, provider, job)
-        if seen.status is None:
+        seen = job.observation
+        if seen.status is TaskStatus.COMPLETED:
+            seen = await self._confirm_completion(task, provider, job)
+        who = ref(task.video_id, job.external_id)
+        if seen.status is None and seen.raw_status is not None:
             logger.warning(
                 "unknown upstream status %r for %s; treating it as not finished",
                 seen.raw_status,
-                ref(task.video_id, attempt.external_id),
-                extra=ref(task.video_id, attempt.external_id).extra,
+                who,
+                extra=who.extra,
             )
-        after = transitions.observe(task, seen, now=now)
+        if first:
+            after = transitions.submitted(
+                task, provider=provider.name, external_id=job.external_id, seen=seen, now=now
+            )
+        else:
+            after = transitions.observe(task, seen, now=now)
+        if seen.status is TaskStatus.FAILED and after.error is not None:
+            # The job itself failed: worth another attempt only if the reason allows it.
+            retry = job_failure_retryable(after.error.code)
+            bound = dataclasses.replace(attempt, external_id=job.external_id)
+            await self._end_attempt(task, bound, after.error, retry=retry, failed=after)
+            return
         updated = dataclasses.replace(
             attempt,
             state=_attempt_state(after),
+            external_id=job.external_id,
             upstream_status=after.status.pushed,
+            submitted_at=now if first else attempt.submitted_at,
             finished_at=now if after.status.terminal else None,
             error=after.error,
         )
-        since = (now - (attempt.submitted_at or now)).total_seconds()
+        since = 0.0 if first else (now - (attempt.submitted_at or now)).total_seconds()
         delay = next_poll_delay(
             since_submit=since, progress=after.progress, policy=self.config.poll
         )
-        await self._commit(task, after, delay=delay, attempt=updated)
+        result = await self._commit(task, after, delay=delay, attempt=updated)
+        if first and result is not None:
+            logger.info(
+                "submitted to %s: %s",
+                provider.name,
+                who,
+                extra=who.extra | {"attempt": attempt.number, "provider": provider.name},
+            )
+        elif first and result is None:
+            await self._orphaned(task, updated, provider)
+
+    async def _confirm_completion(
+        self, task: Task, provider: Provider, job: UpstreamJob
+    ) -> transitions.Observation:
+        """An upstream "completed" counts once there is a video a browser can play.
+
+        A job URL is taken as given; otherwise the video must answer on the upstream's
+        content route. One inconsistent answer is not trusted either way: the task stays
+        open and is looked at again; only a repeated "completed" without a video fails it
+        (UPSTREAM_NO_RESULT).
+        """
+        seen = job.observation
+        mode = provider.content_mode
+        if job.raw_url and mode != "proxy":
+            self._unconfirmed.pop(task.video_id, None)
+            return dataclasses.replace(seen, video_url=job.raw_url)
+        if mode != "url":
+            try:
+                async with self._gates[provider.name].request():
+                    stream = await provider.open_content(job.external_id, range_header="bytes=0-0")
+                await stream.aclose()
+            except (UpstreamNotFound, UpstreamRejected):
+                pass  # completed, yet no video: unconfirmed
+            except UpstreamError:
+                return dataclasses.replace(seen, status=None)  # cannot tell now
+            else:
+                self._unconfirmed.pop(task.video_id, None)
+                url = stream_url(self.config.public_url, task.video_id)
+                return dataclasses.replace(seen, video_url=url)
+        count = self._unconfirmed.get(task.video_id, 0) + 1
+        if count >= self.config.unconfirmed_completions:
+            self._unconfirmed.pop(task.video_id, None)
+            return dataclasses.replace(seen, video_url=None)  # observe() fails it
+        self._unconfirmed[task.video_id] = count
+        return dataclasses.replace(seen, status=None, raw_status=None)
+
+    async def _end_attempt(
+        self,
+        task: Task,
+        attempt: Attempt,
+        error: TaskError,
+        *,
+        retry: bool,
+        failed: Task | None = None,
+    ) -> None:
+        """Close ``attempt`` as failed; queue a new one if allowed, else fail the task.
+
+        ``failed`` is the task as the upstream's answer left it, when there is one.
+        """
+        now = utcnow()
+        closed = dataclasses.replace(
+            attempt,
+            state=AttemptState.FAILED,
+            upstream_status="failed",
+            finished_at=now,
+            error=error,
+        )
+        if retry and task.attempt < self.config.max_attempts:
+            who = ref(task.video_id, attempt.external_id)
+            logger.info(
+                "attempt %d of %s failed (%s); trying again",
+                attempt.number,
+                who,
+                error.code,
+                extra=who.extra,
+            )
+            again = transitions.requeue(
+                task, now=now, message=f"Trying again after: {error.message}"
+            )
+            await self._commit(task, again, delay=0.0, attempt=closed)
+            return
+        if failed is None:
+            failed = transitions.fail(task, code=error.code, message=error.message, now=now)
+        await self._commit(task, failed, delay=None, attempt=closed)
+
+    async def _orphaned(self, task: Task, attempt: Attempt, provider: Provider) -> None:
+        """Our submission was answered, but the task changed meanwhile (a client's cancel).
+
+        Keep the record of the upstream job and do not leave it running for nothing.
+        """
+        current = await self.store.get(task.video_id)
+        if current is None or not current.status.terminal:
+            return  # retried meanwhile: the same key finds this job again
+        closed = dataclasses.replace(
+            attempt,
+            state=AttemptState.FAILED,
+            upstream_status="cancelled",
+            finished_at=utcnow(),
+            error=TaskError(code="CANCELLED", message="Cancelled while being submitted."),
+        )
+        await self.store.write(Write(before=current, after=current, update_attempt=closed))
+        if attempt.external_id is not None:
+            await self._delete_upstream(provider, attempt.external_id, task.video_id)
 
     async def _deadline(self, task: Task, attempt: Attempt | None) -> None:
         await self._finish(
@@ -348,19 +660,26 @@ class Engine:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _observation(
-        self, task: Task, provider: Provider, job: UpstreamJob
-    ) -> transitions.Observation:
-        seen = job.observation
-        if seen.status is not TaskStatus.COMPLETED:
-            return seen
-        url = choose_video_url(
-            content_mode=provider.content_mode,
-            upstream_url=job.raw_url,
-            public_url=self.config.public_url,
-            video_id=task.video_id,
+    def _count_failure(self, task: Task, verdict: Verdict, action: str) -> int:
+        failures = self._failures.get(task.video_id, 0) + 1
+        self._failures[task.video_id] = failures
+        who = ref(task.video_id, task.external_id)
+        logger.warning(
+            "%s failed for %s (%d in a row): %s",
+            action,
+            who,
+            failures,
+            verdict.message,
+            extra=who.extra | {"action": action},
         )
-        return dataclasses.replace(seen, video_url=url)
+        return failures
+
+    def _backoff(self, failures: int, verdict: Verdict) -> float:
+        delay = backoff_delay(failures, base=self.config.backoff_base, cap=self.config.backoff_cap)
+        if verdict.retry_after is not None:
+            # Obey the upstream: never before Retry-After, plus a little to absorb clocks.
+            delay = max(delay, verdict.retry_after + 0.05)
+        return delay
 
     async def _finish(
         self, task: Task, attempt: Attempt | None, *, code: str, message: str
@@ -369,42 +688,35 @@ class Engine:
         after = transitions.fail(task, code=code, message=message, now=now)
         closed = None
         if attempt is not None:
-            state = attempt.state if attempt.state is AttemptState.UNKNOWN else AttemptState.FAILED
+            state = attempt.state if attempt.state in _CLOSED else AttemptState.FAILED
             closed = dataclasses.replace(
-                attempt, state=state, finished_at=now, error=TaskError(code=code, message=message)
+                attempt,
+                state=state,
+                upstream_status="failed" if state is AttemptState.FAILED else None,
+                finished_at=attempt.finished_at or now,
+                error=attempt.error or TaskError(code=code, message=message),
             )
         await self._commit(task, after, delay=None, attempt=closed)
-
-    async def _transient(self, task: Task, exc: UpstreamError, action: str) -> None:
-        failures = self._failures.get(task.video_id, 0) + 1
-        self._failures[task.video_id] = failures
-        logger.warning(
-            "%s failed for %s (%d in a row): %s",
-            action,
-            ref(task.video_id, task.external_id),
-            failures,
-            exc.message,
-            extra=ref(task.video_id, task.external_id).extra,
-        )
-        if failures >= self.config.max_transient_failures and not isinstance(exc, UpstreamRejected):
-            self._failures.pop(task.video_id, None)
-            await self._finish(
-                task,
-                task.current_attempt,
-                code="UPSTREAM_UNAVAILABLE",
-                message=f"The upstream kept failing: {exc.message}",
-            )
-            return
-        delay = backoff_delay(failures)
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
-        await self._release_later(task, delay)
 
     async def _release_later(self, task: Task, delay: float) -> None:
         try:
             await self._commit(task, task, delay=delay)
         except Exception:
             logger.exception("could not release %s", ref(task.video_id, task.external_id))
+
+    def _refused(self, task: Task) -> None:
+        who = ref(task.video_id, task.external_id)
+        logger.warning(
+            "write refused for %s: the task changed or our lease was lost",
+            who,
+            extra=who.extra | {"owner": self.owner, "action": "fenced"},
+        )
+
+    def _forget(self, video_id: str) -> None:
+        self._failures.pop(video_id, None)
+        self._unconfirmed.pop(video_id, None)
+        for key in [k for k in self._uncertain if k[0] == video_id]:
+            del self._uncertain[key]
 
     async def _commit(
         self, before: Task, after: Task, *, delay: float | None, attempt: Attempt | None = None
@@ -429,21 +741,15 @@ class Engine:
             )
         )
         if written is None:
-            logger.warning(
-                "write refused for %s: the task changed or the lease was lost",
-                ref(before.video_id, before.external_id),
-                extra=ref(before.video_id, before.external_id).extra,
-            )
+            self._refused(before)
             return None
+        if written.task.status.terminal:
+            self._forget(before.video_id)
         if written.event is not None:
             await self.bus.publish(written.event)
             if written.task.status.terminal:
-                logger.info(
-                    "%s %s",
-                    ref(after.video_id, after.external_id),
-                    written.task.status,
-                    extra=ref(after.video_id, after.external_id).extra,
-                )
+                who = ref(after.video_id, after.external_id)
+                logger.info("%s %s", who, written.task.status, extra=who.extra)
         return written.task
 
     async def _delete_upstream(self, provider: Provider, external_id: str, video_id: str) -> None:

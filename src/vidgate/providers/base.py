@@ -9,6 +9,11 @@ engine never sees a library exception::
      |    +-- UpstreamProtocolError  an answer we cannot read (not JSON, wrong shape)
      +-- UpstreamRejected         4xx: the request itself is wrong; permanent
      +-- UpstreamNotFound         the job does not exist (any more)
+
+``UpstreamUnavailable.maybe_received`` says whether the upstream may have acted on the
+request despite the error (a read timeout, a cut connection, a 502/504 from a proxy in
+front of it, an unreadable answer); it is False when the request certainly had no
+effect (connection refused, 429, 500, 503). Crash-safe submission depends on it.
 """
 
 from __future__ import annotations
@@ -28,17 +33,22 @@ class UpstreamError(Exception):
 
 
 class UpstreamUnavailable(UpstreamError):
-    pass
+    def __init__(
+        self, message: str, *, status: int | None = None, maybe_received: bool = True
+    ) -> None:
+        super().__init__(message, status=status)
+        self.maybe_received = maybe_received
 
 
 class RateLimited(UpstreamUnavailable):
     def __init__(self, message: str, *, status: int = 429, retry_after: float | None) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, maybe_received=False)
         self.retry_after = retry_after
 
 
 class UpstreamProtocolError(UpstreamUnavailable):
-    pass
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, maybe_received=True)
 
 
 class UpstreamRejected(UpstreamError):
@@ -65,6 +75,18 @@ class UpstreamJob:
     external_id: str
     observation: Observation
     raw_url: str | None = None  # the job's own `url` field, already absolute
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamJobSummary:
+    """What a job listing says of one job: enough to recognise our own submission."""
+
+    external_id: str
+    prompt: str | None
+    model: str | None
+    seconds: str | None
+    size: str | None
+    created_at: int | None
 
 
 @dataclass(kw_only=True)
@@ -100,5 +122,9 @@ class Provider(Protocol):
     async def open_content(
         self, external_id: str, *, range_header: str | None
     ) -> ContentStream: ...
+
+    async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
+        """The upstream's most recent jobs, newest first (to reconcile a lost submission)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -11,6 +11,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -26,6 +27,7 @@ from vidgate.providers.base import (
     RateLimited,
     SubmitRequest,
     UpstreamJob,
+    UpstreamJobSummary,
     UpstreamNotFound,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -139,7 +141,9 @@ class OpenAIVideosProvider:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"{self.name}: content unavailable: {exc!r}") from exc
+            raise UpstreamUnavailable(
+                f"{self.name}: content unavailable: {type(exc).__name__}"
+            ) from exc
         if response.status_code >= 400:
             await response.aread()
             await response.aclose()
@@ -153,6 +157,27 @@ class OpenAIVideosProvider:
             chunks=response.aiter_raw(),
             close=response.aclose,
         )
+
+    async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
+        data = await self._json("GET", f"/videos?order=desc&limit={max(1, min(limit, 100))}")
+        items = data.get("data")
+        if not isinstance(items, list):
+            raise UpstreamProtocolError(f"{self.name}: job list without a data array")
+        found = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            found.append(
+                UpstreamJobSummary(
+                    external_id=item["id"],
+                    prompt=_text(item.get("prompt")),
+                    model=_text(item.get("model")),
+                    seconds=_text(item.get("seconds")),
+                    size=_text(item.get("size")),
+                    created_at=_unix_seconds(item.get("created_at")),
+                )
+            )
+        return found
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -169,10 +194,18 @@ class OpenAIVideosProvider:
         try:
             async with self._client.stream(method, url, json=json, headers=headers) as response:
                 raw = await self._read_capped(response)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent: the upstream certainly did not act on it.
+            raise UpstreamUnavailable(
+                f"{self.name}: {method} {path}: cannot connect ({type(exc).__name__})",
+                maybe_received=False,
+            ) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailable(f"{self.name}: {method} {path} timed out") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"{self.name}: {method} {path} failed: {exc!r}") from exc
+            raise UpstreamUnavailable(
+                f"{self.name}: {method} {path} failed: {type(exc).__name__}"
+            ) from exc
         logger.debug(
             "upstream %s %s %s -> %d in %.0f ms",
             self.name,
@@ -215,7 +248,10 @@ class OpenAIVideosProvider:
                 text, status=status_code, retry_after=parse_retry_after(response.headers)
             )
         if status_code >= 500 or status_code in (408, 409):
-            raise UpstreamUnavailable(text, status=status_code)
+            # A 502/504 comes from a proxy that may have passed the request on.
+            raise UpstreamUnavailable(
+                text, status=status_code, maybe_received=status_code in (502, 504, 408)
+            )
         if status_code == 404:
             raise UpstreamNotFound(text, status=status_code)
         raise UpstreamRejected(message or text, status=status_code, code=code)
@@ -241,7 +277,7 @@ class OpenAIVideosProvider:
             raw_status=word if isinstance(word, str) else None,
             progress=clamp_progress(data.get("progress")),
             error=task_error,
-            upstream_created_at=int(created) if isinstance(created, int | float) else None,
+            upstream_created_at=_unix_seconds(created),
         )
         return UpstreamJob(external_id=external_id.strip(), observation=observation, raw_url=url)
 
@@ -263,6 +299,18 @@ def _error_of(body: object) -> tuple[str | None, str | None]:
             code if isinstance(code, str) else None,
         )
     return None, None
+
+
+def _unix_seconds(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        return None
+    return int(value)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _short(value: object, default: str) -> str:

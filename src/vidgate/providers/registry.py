@@ -1,4 +1,4 @@
-"""The configured providers, and which one serves a client's model."""
+"""The configured providers, and which of them serve a client's model."""
 
 from __future__ import annotations
 
@@ -10,22 +10,40 @@ from vidgate.providers.openai import OpenAIVideosProvider
 
 
 class ProviderRegistry:
-    def __init__(self, providers: Iterable[Provider]) -> None:
+    def __init__(
+        self, providers: Iterable[Provider], *, configs: Iterable[ProviderConfig] = ()
+    ) -> None:
         self._providers = {p.name: p for p in providers}
+        given = {c.name: c for c in configs}
+        # Providers built without a config (test fakes) get the defaults.
+        self._configs = {
+            name: given.get(name)
+            or ProviderConfig(
+                name=name, base_url="http://unused", idempotency=provider.honours_idempotency
+            )
+            for name, provider in self._providers.items()
+        }
 
     @classmethod
     def from_configs(cls, configs: Iterable[ProviderConfig]) -> ProviderRegistry:
-        return cls(OpenAIVideosProvider(config) for config in configs)
+        listed = list(configs)
+        return cls((OpenAIVideosProvider(c) for c in listed), configs=listed)
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
 
+    def config(self, name: str) -> ProviderConfig:
+        return self._configs[name]
+
+    def candidates(self, model: str) -> list[Provider]:
+        """Providers offering ``model``, by priority (lower first), then config order."""
+        offering = [p for p in self._providers.values() if p.upstream_model(model) is not None]
+        return sorted(offering, key=lambda p: self._configs[p.name].priority)
+
     def route(self, model: str) -> Provider | None:
-        """The first configured provider (config order is priority) offering ``model``."""
-        for provider in self._providers.values():
-            if provider.upstream_model(model) is not None:
-                return provider
-        return None
+        """The first choice for ``model``, ignoring load and health."""
+        found = self.candidates(model)
+        return found[0] if found else None
 
     def models(self) -> list[str]:
         """Every client model name some provider offers, in config order."""

@@ -87,6 +87,14 @@ def command(
             help="Retry-After (and retry-after-ms) carried by injected 429s.",
         ),
     ] = _DEFAULTS.retry_after_seconds,
+    retry_after_503_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="VIDGATE_SIM_RETRY_AFTER_503_SECONDS",
+            help="Retry-After (and retry-after-ms) carried by injected 503s; 0 sends none.",
+        ),
+    ] = _DEFAULTS.retry_after_503_seconds,
     timeout_rate: Annotated[
         float, _rate("TIMEOUT_RATE", "API requests that hang before being answered")
     ] = _DEFAULTS.timeout_rate,
@@ -101,6 +109,15 @@ def command(
     garbage_rate: Annotated[
         float, _rate("GARBAGE_RATE", "API requests answered 200 with a non-JSON body")
     ] = _DEFAULTS.garbage_rate,
+    hostile_rate: Annotated[
+        float,
+        _rate(
+            "HOSTILE_RATE",
+            "GET /videos/{id} answered with a corrupted job object (missing or mistyped "
+            "fields, unknown status, bad progress, completed without url, huge or non-JSON "
+            "body); the job itself is unaffected",
+        ),
+    ] = _DEFAULTS.hostile_rate,
     job_fail_rate: Annotated[
         float, _rate("JOB_FAIL_RATE", "jobs that end failed")
     ] = _DEFAULTS.job_fail_rate,
@@ -132,9 +149,11 @@ def command(
             error_503_rate=error_503_rate,
             error_429_rate=error_429_rate,
             retry_after_seconds=retry_after_seconds,
+            retry_after_503_seconds=retry_after_503_seconds,
             timeout_rate=timeout_rate,
             hang_seconds=hang_seconds,
             garbage_rate=garbage_rate,
+            hostile_rate=hostile_rate,
             job_fail_rate=job_fail_rate,
             job_stuck_rate=job_stuck_rate,
             latency_ms=latency_ms,

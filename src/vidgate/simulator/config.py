@@ -11,12 +11,15 @@ from typing import Any
 ENV_PREFIX = "VIDGATE_SIM_"
 
 # Drawn from one roll per API request, in this order, so their sum must stay <= 1.
+# hostile_rate only applies to `GET /videos/{id}`; on other routes its share of the roll
+# means no fault, so every rate is exactly the share of the requests it can apply to.
 REQUEST_FAULT_RATES = (
     "error_500_rate",
     "error_503_rate",
     "error_429_rate",
     "timeout_rate",
     "garbage_rate",
+    "hostile_rate",
 )
 # Drawn from one roll per created job.
 JOB_FAULT_RATES = ("job_fail_rate", "job_stuck_rate")
@@ -28,6 +31,7 @@ RUNTIME_FIELDS = (
     *REQUEST_FAULT_RATES,
     *JOB_FAULT_RATES,
     "retry_after_seconds",
+    "retry_after_503_seconds",
     "hang_seconds",
     "latency_ms",
     "job_seconds",
@@ -54,9 +58,13 @@ class SimConfig:
     error_503_rate: float = 0.0
     error_429_rate: float = 0.0
     retry_after_seconds: float = 1.0
+    # Injected 503s carry Retry-After (and retry-after-ms) only when this is above 0.
+    retry_after_503_seconds: float = 0.0
     timeout_rate: float = 0.0
     hang_seconds: float = 30.0
     garbage_rate: float = 0.0
+    # `GET /videos/{id}` answered with a corrupted job object (see hostile.py).
+    hostile_rate: float = 0.0
     job_fail_rate: float = 0.0
     job_stuck_rate: float = 0.0
     latency_ms: float = 0.0
@@ -79,6 +87,7 @@ class SimConfig:
             "job_seconds",
             "expires_after_seconds",
             "retry_after_seconds",
+            "retry_after_503_seconds",
             "hang_seconds",
             "latency_ms",
         ):

@@ -1,9 +1,10 @@
 """Fault injection: which fault (if any) hits a request, and how each one is answered.
 
 Request faults are drawn from one roll per API request, in the order 500, 503, 429, timeout,
-garbage, so `error_500_rate=0.1, error_503_rate=0.1` fails 20% of requests. A timeout makes the
-request hang for `hang_seconds` and is then handled normally: a create whose client gave up
-still creates the job, which is exactly the ambiguity Idempotency-Key exists to resolve.
+garbage, hostile, so `error_500_rate=0.1, error_503_rate=0.1` fails 20% of requests. A timeout
+makes the request hang for `hang_seconds` and is then handled normally: a create whose client
+gave up still creates the job, which is exactly the ambiguity Idempotency-Key exists to resolve.
+A hostile draw only matters to `GET /videos/{id}`, whose answer it corrupts (hostile.py).
 
 Job outcomes are drawn once, when a job is created. Prompts can force them deterministically:
 `[fail]` ends the job failed with code `moderation_blocked`, `[stuck]` never finishes.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+from collections.abc import Mapping
 
 from fastapi.responses import Response
 
@@ -45,6 +47,7 @@ class Fault(enum.Enum):
     ERROR_429 = "error429"
     TIMEOUT = "timeout"
     GARBAGE = "garbage"
+    HOSTILE = "hostile"
     JOB_FAIL = "jobFail"
     JOB_STUCK = "jobStuck"
 
@@ -55,6 +58,7 @@ _REQUEST_FAULTS = (
     ("error_429_rate", Fault.ERROR_429),
     ("timeout_rate", Fault.TIMEOUT),
     ("garbage_rate", Fault.GARBAGE),
+    ("hostile_rate", Fault.HOSTILE),
 )
 
 
@@ -106,8 +110,12 @@ def injected_error(fault: Fault, config: SimConfig) -> errors.SimError:
             type="server_error",
         )
     if fault is Fault.ERROR_503:
+        wait = config.retry_after_503_seconds
         return errors.SimError(
-            503, "The server is overloaded or not ready yet.", type="server_error"
+            503,
+            "The server is overloaded or not ready yet.",
+            type="server_error",
+            headers=retry_after_headers(wait) if wait > 0 else None,
         )
     if fault is Fault.ERROR_429:
         wait = config.retry_after_seconds
@@ -116,12 +124,27 @@ def injected_error(fault: Fault, config: SimConfig) -> errors.SimError:
             f"Rate limit reached for requests. Please try again in {wait:g}s.",
             type="requests",
             code="rate_limit_exceeded",
-            headers={
-                # Retry-After only takes whole seconds; retry-after-ms carries the exact value.
-                "retry-after": str(math.ceil(wait)),
-                "retry-after-ms": str(round(wait * 1000)),
-            },
+            headers=retry_after_headers(wait),
         )
     if fault is Fault.GARBAGE:
         return GarbageAnswer()
     raise ValueError(f"{fault} does not replace the response")
+
+
+def retry_after_headers(wait: float) -> dict[str, str]:
+    # Retry-After only takes whole seconds; retry-after-ms carries the exact value.
+    return {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(round(wait * 1000))}
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """The shortest wait an answer's headers ask for (retry-after-ms wins, as clients read it),
+    or None when they ask for none."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) / scale)
+        except ValueError:
+            continue
+    return None

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from vidgate.simulator import downloads, errors, jobs, validation, views
-from vidgate.simulator.deps import StateDep, api_guard
+from vidgate.simulator import downloads, errors, hostile, jobs, validation, views
+from vidgate.simulator.deps import StateDep, api_guard, wants_hostile
 from vidgate.simulator.state import SimState
 
 IdempotencyKey = Annotated[str | None, Header()]
 OptionalQuery = Annotated[str | None, Query()]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(api_guard)])
 
@@ -24,11 +27,26 @@ def _job(state: SimState, video_id: str) -> jobs.Job:
     return job
 
 
-def _video_response(state: SimState, job: jobs.Job) -> Response:
-    body = views.video(job, state.clock(), url_field=state.config.url_field)
+def _video_response(
+    state: SimState, job: jobs.Job, *, hostile_answer: bool = False, remember: bool = False
+) -> Response:
+    """The job's answer; `hostile_answer` corrupts it (hostile.py), `remember` keeps the
+    progress it tells for a later "progress going backwards" answer to go below."""
+    now = state.clock()
+    body = views.video(job, now, url_field=state.config.url_field)
     headers = {}
     if body["status"] in ("queued", "in_progress"):
         headers["openai-poll-after-ms"] = str(views.poll_after_ms(job))
+    if hostile_answer:
+        last = state.last_progress.get(job.id, 0)
+        variant = hostile.choose(state.rng, last_progress=last, url_field=state.config.url_field)
+        state.stats.count_hostile(variant)
+        logger.info(
+            "simulator sent a hostile answer", extra={"videoId": job.id, "variant": variant}
+        )
+        return hostile.response(variant, body, last_progress=last, now=now, headers=headers)
+    if remember:
+        state.last_progress[job.id] = body["progress"]
     return JSONResponse(body, headers=headers)
 
 
@@ -57,14 +75,17 @@ async def list_videos(
 
 
 @router.get("/videos/{video_id}")
-async def retrieve_video(video_id: str, state: StateDep) -> Response:
-    return _video_response(state, _job(state, video_id))
+async def retrieve_video(video_id: str, request: Request, state: StateDep) -> Response:
+    return _video_response(
+        state, _job(state, video_id), hostile_answer=wants_hostile(request), remember=True
+    )
 
 
 @router.delete("/videos/{video_id}")
 async def delete_video(video_id: str, state: StateDep) -> Response:
     if state.jobs.delete(video_id) is None:
         raise errors.not_found(video_id)
+    state.last_progress.pop(video_id, None)
     return JSONResponse(views.deleted(video_id))
 
 

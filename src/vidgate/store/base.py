@@ -66,6 +66,22 @@ class TaskStore(Protocol):
         """Lease up to ``limit`` due, active, unleased tasks to ``owner``."""
         ...
 
+    async def extend_leases(self, *, owner: str, video_ids: list[str], until: datetime) -> int:
+        """Heartbeat: push ``lease_until`` of tasks still leased by ``owner``; how many."""
+        ...
+
+    async def release_owned(self, *, owner: str) -> int:
+        """Give up every lease ``owner`` holds (graceful shutdown); how many."""
+        ...
+
+    async def known_external_ids(self, *, provider: str, external_ids: list[str]) -> set[str]:
+        """Which of these upstream job ids some attempt already recorded."""
+        ...
+
+    async def running_jobs(self, *, provider: str) -> int:
+        """Upstream jobs of ``provider`` that active tasks are waiting for."""
+        ...
+
     async def next_due(self, now: datetime) -> datetime | None:
         """When the earliest unleased active task is due (None: nothing to do)."""
         ...

@@ -156,6 +156,50 @@ class SqlTaskStore:
             next_cursor = encode_cursor(last.created_at, last.video_id)
         return Page(items=items, next_cursor=next_cursor)
 
+    async def extend_leases(self, *, owner: str, video_ids: list[str], until: datetime) -> int:
+        if not video_ids:
+            return 0
+        statement = (
+            update(tasks)
+            .where(tasks.c.lease_owner == owner, tasks.c.video_id.in_(video_ids))
+            .values(lease_until=until)
+        )
+        async with self._writing() as conn:
+            return (await conn.execute(statement)).rowcount
+
+    async def release_owned(self, *, owner: str) -> int:
+        # The version moves on, so a step of ours still running somewhere is fenced off.
+        statement = (
+            update(tasks)
+            .where(tasks.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None, version=tasks.c.version + 1)
+        )
+        async with self._writing() as conn:
+            return (await conn.execute(statement)).rowcount
+
+    async def known_external_ids(self, *, provider: str, external_ids: list[str]) -> set[str]:
+        if not external_ids:
+            return set()
+        query = select(attempts.c.external_id).where(
+            attempts.c.provider == provider, attempts.c.external_id.in_(external_ids)
+        )
+        async with self._reading() as conn:
+            return {row[0] for row in (await conn.execute(query)).all()}
+
+    async def running_jobs(self, *, provider: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(attempts.join(tasks, attempts.c.video_id == tasks.c.video_id))
+            .where(
+                attempts.c.provider == provider,
+                attempts.c.number == tasks.c.attempt,
+                attempts.c.state.in_(["submitting", "submitted"]),
+                tasks.c.status.in_([str(s) for s in ACTIVE]),
+            )
+        )
+        async with self._reading() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def next_due(self, now: datetime) -> datetime | None:
         query = select(func.min(tasks.c.next_check_at)).where(
             tasks.c.status.in_([str(s) for s in ACTIVE]),
