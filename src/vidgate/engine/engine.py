@@ -66,6 +66,7 @@ class EngineConfig:
     idle_wait: float = 1.0  # longest sleep between looks at the store
     max_attempts: int = 3  # upstream jobs per task, failovers and retries included
     submit_retries: int = 5  # transient failures of one submission before giving it up
+    failover_after: int = 2  # ... or before moving on, when another provider could take it
     poll_failures: int = 10  # transient failures in a row while polling before giving up
     unconfirmed_completions: int = 3  # "completed" answers without a video before failing
     backoff_base: float = 1.0
@@ -314,8 +315,17 @@ class Engine:
 
     async def _send(self, task: Task, attempt: Attempt, provider: Provider) -> None:
         gate = self._gates[provider.name]
+        key = (task.video_id, attempt.number)
         if not gate.breaker.allows():
-            await self._release_later(task, self.config.busy_wait)
+            if not self._uncertain.get(key, True) and self._alternative(task, provider):
+                # Nothing of this attempt reached the provider: move on without waiting.
+                error = TaskError(
+                    code="UPSTREAM_UNAVAILABLE",
+                    message=f"Provider {provider.name!r} is failing; circuit open.",
+                )
+                await self._end_attempt(task, attempt, error, retry=True)
+            else:
+                await self._release_later(task, self.config.busy_wait)
             return
         request = SubmitRequest(
             prompt=task.prompt,
@@ -324,7 +334,6 @@ class Engine:
             size=task.size,
             input_reference=task.input_reference,
         )
-        key = (task.video_id, attempt.number)
         try:
             async with gate.request():
                 job = await provider.create(request, idempotency_key=attempt.idempotency_key)
@@ -338,7 +347,12 @@ class Engine:
             if verdict.maybe_received:
                 self._uncertain[key] = True
             failures = self._count_failure(task, verdict, "submit")
-            if failures >= self.config.submit_retries:
+            moving_on = (
+                failures >= self.config.failover_after
+                and not self._uncertain.get(key, True)
+                and self._alternative(task, provider)
+            )
+            if moving_on or failures >= self.config.submit_retries:
                 await self._abandon_submission(task, attempt, verdict)
             else:
                 await self._release_later(task, self._backoff(failures, verdict))
@@ -347,6 +361,13 @@ class Engine:
         self._failures.pop(task.video_id, None)
         self._uncertain.pop(key, None)
         await self._apply(task, attempt, provider, job, first=True)
+
+    def _alternative(self, task: Task, provider: Provider) -> bool:
+        """Whether another healthy provider could take this task now."""
+        if task.attempt >= self.config.max_attempts:
+            return False
+        others = [p for p in self.providers.candidates(task.model) if p.name != provider.name]
+        return any(self._gates[p.name].breaker.available() for p in others)
 
     async def _abandon_submission(self, task: Task, attempt: Attempt, verdict: Verdict) -> None:
         """The submission kept failing. Fail over, unless the upstream may hold a job."""
