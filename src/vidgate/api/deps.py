@@ -12,16 +12,17 @@ from vidgate.service import TaskService
 LOCAL_USER = "local"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_service(request: Request) -> TaskService:
-    return get_runtime(request).service
+async def get_service(request: Request) -> TaskService:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.service
 
 
-def current_user() -> str:
+async def current_user() -> str:
     """The caller's user id. Authentication modes arrive with issue 5; until then every
     caller is the one local user."""
     return LOCAL_USER

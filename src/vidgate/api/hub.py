@@ -91,7 +91,9 @@ class Hub:
 
     def snapshot(self, sub: Subscriber, task: Task) -> None:
         """Queue ``task``'s current state as ``subscribed``, then anything newer held."""
-        held = sub.pending.pop(task.video_id, [])
+        if task.video_id not in sub.pending:
+            return  # unsubscribed (or answered) while the snapshot was read
+        held = sub.pending.pop(task.video_id)
         sub.floors[task.video_id] = task.version
         sub.send({"type": "subscribed", "timestamp": now_ms(), "payload": events.payload(task)})
         for event in held:

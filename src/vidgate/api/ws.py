@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from vidgate.api.deps import current_user, get_runtime
+from vidgate.api.deps import current_user
 from vidgate.api.hub import Hub, Subscriber, now_ms
+from vidgate.api.runtime import Runtime
 from vidgate.domain.errors import VidgateError
 from vidgate.service import TaskService
 
@@ -42,6 +43,11 @@ async def _subscribe(
         hub.unsubscribe(sub, video_id)
         sub.send(_error(exc.code, exc.message, videoId=video_id))
         return
+    except Exception:
+        logger.exception("subscription to %s failed", video_id)
+        hub.unsubscribe(sub, video_id)
+        sub.send(_error("INTERNAL_ERROR", "Could not subscribe; try again.", videoId=video_id))
+        return
     hub.snapshot(sub, task)
 
 
@@ -65,16 +71,25 @@ async def _receive(socket: WebSocket) -> str:
 
 @router.websocket("/ws")
 async def websocket_endpoint(socket: WebSocket) -> None:
-    runtime = get_runtime(socket)  # type: ignore[arg-type]
-    user = current_user()
+    runtime: Runtime = socket.app.state.runtime
+    user = await current_user()
     hub, service = runtime.hub, runtime.service
     await socket.accept()
     sub = Subscriber()
     sender = asyncio.create_task(_sender(socket, sub))
+    # Subscriptions are answered concurrently: a client following hundreds of tasks on one
+    # socket must not wait for each snapshot read in turn.
+    lookups: set[asyncio.Task[None]] = set()
+
+    def subscribe(video_id: object) -> None:
+        lookup = asyncio.create_task(_subscribe(hub, service, sub, user, video_id))
+        lookups.add(lookup)
+        lookup.add_done_callback(lookups.discard)
+
     try:
         initial = socket.query_params.get("videoId")
         if initial:
-            await _subscribe(hub, service, sub, user, initial)
+            subscribe(initial)
         while True:
             raw = await _receive(socket)
             if len(raw.encode()) > MAX_MESSAGE_BYTES:
@@ -94,7 +109,7 @@ async def websocket_endpoint(socket: WebSocket) -> None:
                 continue
             kind = message.get("type")
             if kind == "subscribe":
-                await _subscribe(hub, service, sub, user, message.get("videoId"))
+                subscribe(message.get("videoId"))
             elif kind == "unsubscribe":
                 video_id = message.get("videoId")
                 if isinstance(video_id, str):
@@ -125,6 +140,9 @@ async def websocket_endpoint(socket: WebSocket) -> None:
         if socket.application_state is not WebSocketState.DISCONNECTED:
             raise
     finally:
+        for lookup in lookups:
+            lookup.cancel()
+        await asyncio.gather(*lookups, return_exceptions=True)
         hub.drop(sub)
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)

@@ -41,6 +41,7 @@ from vidgate.providers.base import (
     UpstreamError,
     UpstreamJob,
     UpstreamNotFound,
+    UpstreamProtocolError,
     UpstreamRejected,
 )
 from vidgate.providers.registry import ProviderRegistry
@@ -94,6 +95,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._next: dict[str, Task] = {}  # claimed while its previous step was finishing
+        self._slot_locks: dict[str, asyncio.Lock] = {}  # providers with max_jobs
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._gates = {p.name: self._gate(p) for p in providers.all()}
@@ -184,15 +187,24 @@ class Engine:
         )
         for task in batch:
             if task.video_id in self._active:
-                continue  # our own step outlived its lease; it will find itself fenced off
-            step = asyncio.create_task(self._step(task), name=f"step-{task.video_id}")
-            self._active[task.video_id] = step
-            step.add_done_callback(functools.partial(self._step_done, task.video_id))
+                # Our previous step released the task but has not quite finished (it is
+                # publishing): run this claim right after it rather than hold the lease.
+                self._next[task.video_id] = task
+                continue
+            self._launch(task)
         return len(batch)
+
+    def _launch(self, task: Task) -> None:
+        step = asyncio.create_task(self._step(task), name=f"step-{task.video_id}")
+        self._active[task.video_id] = step
+        step.add_done_callback(functools.partial(self._step_done, task.video_id))
 
     def _step_done(self, video_id: str, _: asyncio.Task[None]) -> None:
         self._active.pop(video_id, None)
-        if len(self._active) == self.config.max_in_flight - 1:
+        queued = self._next.pop(video_id, None)
+        if queued is not None and not self._stopping:
+            self._launch(queued)
+        elif len(self._active) == self.config.max_in_flight - 1:
             self._wake.set()  # we were full: there is room to claim again
 
     async def _sleep(self) -> None:
@@ -243,7 +255,7 @@ class Engine:
         except Exception:
             # Never let one task stop the loop: release it and look again later.
             logger.exception("step failed for %s", who, extra=who.extra)
-            await self._release_later(task, backoff_delay(3))
+            await self._release_after_error(task)
         finally:
             logger.debug("step.end %s", who, extra=self._fields(who, "step.end"))
 
@@ -261,15 +273,28 @@ class Engine:
                 message=error.message if error else "No attempt succeeded.",
             )
             return
-        provider = await self._choose(task)
-        if provider is None:
-            if not self.providers.candidates(task.model):
-                await self._finish(
-                    task, None, code="NO_PROVIDER", message=f"No provider offers {task.model!r}."
-                )
+        for provider in self._preference(task):
+            limit = self.providers.config(provider.name).max_jobs
+            if limit is None:
+                written = await self._begin_attempt(task, provider)
             else:
-                await self._release_later(task, self.config.busy_wait)
+                # Count and claim a job slot as one step, or tasks claimed together
+                # would all see the same free slot (exact per process).
+                async with self._slot_locks.setdefault(provider.name, asyncio.Lock()):
+                    if await self.store.running_jobs(provider=provider.name) >= limit:
+                        continue
+                    written = await self._begin_attempt(task, provider)
+            if written is not None:
+                await self._send(written, written.attempts[-1], provider)
             return
+        if not self.providers.candidates(task.model):
+            await self._finish(
+                task, None, code="NO_PROVIDER", message=f"No provider offers {task.model!r}."
+            )
+        else:
+            await self._release_later(task, self.config.busy_wait)  # all busy or failing
+
+    async def _begin_attempt(self, task: Task, provider: Provider) -> Task | None:
         now = utcnow()
         number = task.attempt + 1
         attempt = Attempt(
@@ -290,28 +315,42 @@ class Engine:
         )
         if written is None:
             self._refused(task)
-            return
-        self._uncertain[(task.video_id, number)] = False  # nothing sent yet
-        await self._send(written.task, attempt, provider)
-
-    async def _choose(self, task: Task) -> Provider | None:
-        """Routing: healthy providers with room, untried ones first, by priority, then weight."""
-        tried = {a.provider for a in task.attempts if a.state in _CLOSED}
-        usable = []
-        for provider in self.providers.candidates(task.model):
-            if not self._gates[provider.name].breaker.available():
-                continue
-            limit = self.providers.config(provider.name).max_jobs
-            if limit is not None and await self.store.running_jobs(provider=provider.name) >= limit:
-                continue
-            usable.append(provider)
-        if not usable:
             return None
-        fresh = [p for p in usable if p.name not in tried] or usable
-        best = min(self.providers.config(p.name).priority for p in fresh)
-        group = [p for p in fresh if self.providers.config(p.name).priority == best]
-        weights = [self.providers.config(p.name).weight for p in group]
-        return random.choices(group, weights=weights)[0]
+        self._uncertain[(task.video_id, number)] = False  # nothing sent yet
+        return written.task
+
+    def _preference(self, task: Task) -> list[Provider]:
+        """Routing: healthy providers, untried ones first, by priority, then by weight."""
+        tried = {a.provider for a in task.attempts if a.state in _CLOSED}
+        healthy = [
+            p
+            for p in self.providers.candidates(task.model)
+            if self._gates[p.name].breaker.available()
+        ]
+        ordered: list[Provider] = []
+        for group in (
+            [p for p in healthy if p.name not in tried],
+            [p for p in healthy if p.name in tried],
+        ):
+            by_priority: dict[int, list[Provider]] = {}
+            for provider in group:
+                by_priority.setdefault(self.providers.config(provider.name).priority, []).append(
+                    provider
+                )
+            for priority in sorted(by_priority):
+                ordered += self._weighted_order(by_priority[priority])
+        return ordered
+
+    def _weighted_order(self, group: list[Provider]) -> list[Provider]:
+        """``group`` in a random order where heavier providers tend to come first."""
+        rest = list(group)
+        ordered = []
+        while rest:
+            weights = [self.providers.config(p.name).weight for p in rest]
+            pick = random.choices(rest, weights=weights)[0]
+            ordered.append(pick)
+            rest.remove(pick)
+        return ordered
 
     async def _send(self, task: Task, attempt: Attempt, provider: Provider) -> None:
         gate = self._gates[provider.name]
@@ -359,6 +398,18 @@ class Engine:
             return
         gate.breaker.success()
         self._failures.pop(task.video_id, None)
+        if await self.store.known_external_ids(
+            provider=provider.name, external_ids=[job.external_id]
+        ):
+            # The upstream answered with a job another attempt already owns: its
+            # idempotency is broken. Sending again could pay twice; stop here.
+            await self._uncertain_submission(
+                task,
+                attempt,
+                f"The upstream answered with job {job.external_id}, which belongs to another "
+                "task; not submitting again.",
+            )
+            return
         self._uncertain.pop(key, None)
         await self._apply(task, attempt, provider, job, first=True)
 
@@ -496,6 +547,12 @@ class Engine:
         try:
             async with gate.request():
                 job = await provider.get(attempt.external_id)
+            if job.external_id != attempt.external_id:
+                # Never apply what the upstream says of another job (rule 5).
+                raise UpstreamProtocolError(
+                    f"{provider.name}: asked for job {attempt.external_id}, "
+                    f"answered about {job.external_id}"
+                )
         except UpstreamError as exc:
             verdict = classify(exc)
             if verdict.action is Action.LOST:
@@ -597,7 +654,7 @@ class Engine:
             except (UpstreamNotFound, UpstreamRejected):
                 pass  # completed, yet no video: unconfirmed
             except UpstreamError:
-                return dataclasses.replace(seen, status=None)  # cannot tell now
+                return dataclasses.replace(seen, status=None, raw_status=None)  # cannot tell now
             else:
                 self._unconfirmed.pop(task.video_id, None)
                 url = stream_url(self.config.public_url, task.video_id)
@@ -724,6 +781,15 @@ class Engine:
             await self._commit(task, task, delay=delay)
         except Exception:
             logger.exception("could not release %s", ref(task.video_id, task.external_id))
+
+    async def _release_after_error(self, task: Task) -> None:
+        """Release the task as the store has it now (the step may have written already)."""
+        try:
+            current = await self.store.get(task.video_id)
+        except Exception:
+            return  # the lease runs out by itself
+        if current is not None and current.lease_owner == self.owner:
+            await self._release_later(current, backoff_delay(3))
 
     def _refused(self, task: Task) -> None:
         who = ref(task.video_id, task.external_id)

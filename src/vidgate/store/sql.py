@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -86,6 +87,12 @@ class SqlTaskStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writer = engine.execution_options(vidgate_write=True)
+        # SQLite has one writer at a time. Writers of this process queue here instead of
+        # racing for the file lock, whose busy handler sleeps in fixed steps of up to
+        # 100 ms; other processes are still kept out by the lock and busy_timeout.
+        self._write_turn: asyncio.Lock | None = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        )
 
     @classmethod
     async def open(cls, url: str, *, migrate_schema: bool = True) -> SqlTaskStore:
@@ -110,7 +117,10 @@ class SqlTaskStore:
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self._writer.begin() as conn:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._write_turn is not None:
+                    await stack.enter_async_context(self._write_turn)
+                conn = await stack.enter_async_context(self._writer.begin())
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database write failed: {type(exc).__name__}: {exc}") from exc
