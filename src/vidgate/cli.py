@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -24,30 +24,70 @@ def _public_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+Role = Literal["api", "worker", "all"]
+ROLES: dict[str, Role] = {"api": "api", "worker": "worker", "all": "all"}
+
+HostOption = Annotated[
+    str, typer.Option(envvar="VIDGATE_HOST", help="Address to bind [env: VIDGATE_HOST].")
+]
+LogFormatOption = Annotated[
+    str,
+    typer.Option(envvar="VIDGATE_LOG_FORMAT", help="console or json [env: VIDGATE_LOG_FORMAT]."),
+]
+LogLevelOption = Annotated[
+    str, typer.Option(envvar="VIDGATE_LOG_LEVEL", help="Log level [env: VIDGATE_LOG_LEVEL].")
+]
+
+
 @app.command()
 def serve(
-    host: Annotated[
-        str, typer.Option(envvar="VIDGATE_HOST", help="Address to bind [env: VIDGATE_HOST].")
-    ] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[
         int, typer.Option(envvar="VIDGATE_PORT", help="Port to bind [env: VIDGATE_PORT].")
     ] = 8000,
-    log_format: Annotated[
+    role: Annotated[
         str,
         typer.Option(
-            envvar="VIDGATE_LOG_FORMAT", help="console or json [env: VIDGATE_LOG_FORMAT]."
+            envvar="VIDGATE_ROLE",
+            help="api (REST, WebSocket, page), worker (the engine) or all [env: VIDGATE_ROLE].",
         ),
-    ] = "console",
-    log_level: Annotated[
-        str, typer.Option(envvar="VIDGATE_LOG_LEVEL", help="Log level [env: VIDGATE_LOG_LEVEL].")
-    ] = "INFO",
+    ] = "all",
+    log_format: LogFormatOption = "console",
+    log_level: LogLevelOption = "INFO",
 ) -> None:
-    """Run the api and the engine in one process (the embedded default).
+    """Run vidgate: by default the api and the engine in one process (the embedded default).
 
     Database from VIDGATE_DATABASE_URL (default: SQLite under ./data/), providers from the
     TOML file named by VIDGATE_CONFIG; with no provider, the built-in simulator runs
     in-process (demo mode). VIDGATE_PUBLIC_URL sets how browsers reach this server.
     """
+    if role not in ROLES:
+        raise typer.BadParameter("must be api, worker or all", param_hint="--role")
+    _run(role=ROLES[role], host=host, port=port, log_format=log_format, log_level=log_level)
+
+
+@app.command()
+def worker(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            envvar="VIDGATE_WORKER_PORT",
+            help="Port of the worker's /healthz and /readyz [env: VIDGATE_WORKER_PORT].",
+        ),
+    ] = 8001,
+    log_format: LogFormatOption = "console",
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run the engine only (same as `serve --role worker`), with /healthz and /readyz.
+
+    Set VIDGATE_PUBLIC_URL to the address browsers use for the api processes: videoUrl
+    points there when vidgate streams a video itself.
+    """
+    _run(role="worker", host=host, port=port, log_format=log_format, log_level=log_level)
+
+
+def _run(*, role: Role, host: str, port: int, log_format: str, log_level: str) -> None:
     import uvicorn
 
     from vidgate import logs
@@ -62,9 +102,25 @@ def serve(
     except (ConfigError, ValueError) as exc:
         typer.echo(f"vidgate: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if role != "all" and settings.demo_mode:
+        typer.echo(
+            f"vidgate: configuration error: role {role} needs providers (VIDGATE_CONFIG); "
+            "the built-in simulator of demo mode lives inside a single `serve` process",
+            err=True,
+        )
+        raise typer.Exit(2)
     public_url = settings.public_url or _public_url(host, port)
-    application = create_app(settings, public_url=public_url)
-    typer.echo(f"vidgate {public_url}  (test page: {public_url}/  API docs: {public_url}/docs)")
+    if role == "worker" and settings.public_url is None:
+        typer.echo(
+            "vidgate: note: VIDGATE_PUBLIC_URL is not set; videos streamed through vidgate "
+            f"will point at {public_url}",
+            err=True,
+        )
+    application = create_app(settings, public_url=public_url, role=role)
+    if role == "worker":
+        typer.echo(f"vidgate worker (health: http://{host}:{port}/readyz)")
+    else:
+        typer.echo(f"vidgate {public_url}  (test page: {public_url}/  API docs: {public_url}/docs)")
     config = uvicorn.Config(
         application,
         host=host,

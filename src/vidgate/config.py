@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     sim_job_seconds: float = Field(default=10.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
-    lease_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(default=30.0, ge=2)
     task_deadline_seconds: float = Field(default=1800.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1)
     drain_seconds: float = Field(default=10.0, ge=0)  # graceful shutdown: finish steps

@@ -29,6 +29,7 @@ from vidgate.domain.status import TaskStatus
 from vidgate.events.base import EventBus
 from vidgate.logs import ref
 from vidgate.providers.base import ContentStream, UpstreamError
+from vidgate.providers.cleanup import delete_job
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.store.base import BadCursor, Page, TaskStore, Write
 
@@ -68,7 +69,7 @@ class TaskService:
         self.providers = providers
         self.deadline = timedelta(seconds=deadline_seconds)
         self.on_work = on_work
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[bool]] = set()
 
     async def create(self, user_id: str, new: NewTask) -> Task:
         if self.providers.route(new.model) is None:
@@ -207,15 +208,7 @@ class TaskService:
             return
         external_id = task.external_id
 
-        async def delete() -> None:
-            try:
-                await provider.delete(external_id)
-            except UpstreamError as exc:
-                logger.info(
-                    "upstream delete of %s failed: %s", ref(task.video_id, external_id), exc.message
-                )
-
-        job = asyncio.create_task(delete())
+        job = asyncio.create_task(delete_job(provider, external_id, video_id=task.video_id))
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 

@@ -6,6 +6,7 @@ import asyncio
 import io
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from vidgate.simulator import cli, faults
+from vidgate.simulator import cli, faults, hostile
 from vidgate.simulator.config import SimConfig
 from vidgate.simulator.server import RunningSimulator, running_in_thread, start
 
@@ -595,6 +596,7 @@ def test_injected_http_faults_are_answered_and_counted(faulty: RunningSimulator)
         "error429": 1,
         "timeout": 1,
         "garbage": 1,
+        "hostile": 0,
         "jobFail": 0,
         "jobStuck": 0,
     }
@@ -685,6 +687,274 @@ def test_seeded_fault_draws_are_reproducible() -> None:
     draws_b = [faults.draw_request_fault(config, rng_b) for _ in range(50)]
     assert draws_a == draws_b
     assert set(draws_a) == {faults.Fault.ERROR_500, faults.Fault.GARBAGE, None}
+
+
+# --- client behaviour: Retry-After compliance, overlapping requests ------------------------
+
+
+def test_requests_before_retry_after_expires_are_counted_per_key() -> None:
+    config = SimConfig(job_seconds=5, retry_after_seconds=0.5, seed=1)
+    with (
+        running_in_thread(config) as simulator,
+        httpx.Client(base_url=simulator.base_url, timeout=5) as http,
+    ):
+        job = create(http, "a heron")
+        other = create(http, "a crane")
+        set_faults(simulator, error_429_rate=1.0)
+        assert http.get(f"/videos/{job['id']}").status_code == 429
+        # Too early, for the same job: a violation, whatever the method.
+        assert http.get(f"/videos/{job['id']}").status_code == 429
+        assert http.delete(f"/videos/{job['id']}").status_code == 429
+        # Another job was never told to wait; its own 429 starts its own clock.
+        assert http.get(f"/videos/{other['id']}").status_code == 429
+        # Creates are watched by Idempotency-Key; a create without one is not watched.
+        keyed = {"Idempotency-Key": "create-1"}
+        assert http.post("/videos", json={"prompt": "x"}, headers=keyed).status_code == 429
+        assert http.post("/videos", json={"prompt": "x"}, headers=keyed).status_code == 429
+        assert http.post("/videos", json={"prompt": "x"}).status_code == 429
+        assert http.post("/videos", json={"prompt": "x"}).status_code == 429
+        early = stats(simulator)
+
+        set_faults(simulator, error_429_rate=0.0)
+        time.sleep(0.55)
+        assert http.get(f"/videos/{job['id']}").status_code == 200
+        assert http.post("/videos", json={"prompt": "x"}, headers=keyed).status_code == 200
+        late = stats(simulator)
+
+    assert early["retryAfterViolations"] == 3
+    samples = early["retryAfterViolationSamples"]
+    assert [(s["key"], s["route"]) for s in samples] == [
+        (job["id"], "GET /videos/{video_id}"),
+        (job["id"], "DELETE /videos/{video_id}"),
+        ("create-1", "POST /videos"),
+    ]
+    assert all(0 < s["earlyBySeconds"] <= 0.5 for s in samples)
+    # Waiting out the Retry-After is compliant.
+    assert late["retryAfterViolations"] == 3
+    assert late["faultsInjected"]["error429"] == 8
+
+
+def test_503_carries_retry_after_only_when_configured() -> None:
+    with (
+        running_in_thread(SimConfig(job_seconds=5, error_503_rate=1.0)) as simulator,
+        httpx.Client(base_url=simulator.base_url, timeout=5) as http,
+    ):
+        plain = http.get("/videos/video_x")
+        assert plain.status_code == 503
+        assert "retry-after" not in plain.headers
+        assert http.get("/videos/video_x").status_code == 503  # no wait was asked for
+        assert stats(simulator)["retryAfterViolations"] == 0
+
+        set_faults(simulator, retry_after_503_seconds=2.5)
+        asked = http.get("/videos/video_y")
+        assert (asked.headers["retry-after"], asked.headers["retry-after-ms"]) == ("3", "2500")
+        http.get("/videos/video_y")
+        snapshot = stats(simulator)
+        assert snapshot["retryAfterViolations"] == 1
+        sample = snapshot["retryAfterViolationSamples"][0]
+        assert sample["key"] == "video_y"
+        assert 2.0 < sample["earlyBySeconds"] <= 2.5
+        reset = httpx.post(f"{simulator.origin}/_sim/reset").json()
+        assert (reset["retryAfterViolations"], reset["retryAfterViolationSamples"]) == (0, [])
+
+
+async def test_requests_in_flight_together_for_one_job_are_overlapping() -> None:
+    simulator = await start(SimConfig(job_seconds=5, latency_ms=300))
+    try:
+        async with httpx.AsyncClient(base_url=simulator.base_url, timeout=5) as http:
+            first, second = [
+                (await http.post("/videos", json={"prompt": p})).json()["id"] for p in ("a", "b")
+            ]
+            # One after the other, and together but for different jobs: no overlap.
+            await http.get(f"/videos/{first}")
+            await http.get(f"/videos/{first}")
+            await asyncio.gather(http.get(f"/videos/{first}"), http.get(f"/videos/{second}"))
+            assert simulator.stats()["overlappingRequests"] == 0
+
+            together = await asyncio.gather(*(http.get(f"/videos/{first}") for _ in range(3)))
+            assert {r.status_code for r in together} == {200}
+            keyed = {"Idempotency-Key": "same"}
+            creates = await asyncio.gather(
+                *(http.post("/videos", json={"prompt": "c"}, headers=keyed) for _ in range(2))
+            )
+            assert creates[0].json()["id"] == creates[1].json()["id"]
+        snapshot = simulator.stats()
+        assert snapshot["overlappingRequests"] == 3
+        assert [(s["key"], s["route"]) for s in snapshot["overlappingRequestSamples"]] == [
+            (first, "GET /videos/{video_id}"),
+            (first, "GET /videos/{video_id}"),
+            ("same", "POST /videos"),
+        ]
+        assert snapshot["jobsCreated"] == 3
+    finally:
+        await simulator.stop()
+
+
+async def test_a_request_hanging_after_its_client_gave_up_still_overlaps_the_next() -> None:
+    simulator = await start(SimConfig(job_seconds=5, hang_seconds=0.6))
+    try:
+        async with httpx.AsyncClient(base_url=simulator.base_url, timeout=5) as http:
+            job = (await http.post("/videos", json={"prompt": "a"})).json()["id"]
+            simulator.state.update_runtime({"timeout_rate": 1.0})
+            with pytest.raises(httpx.ReadTimeout):
+                await http.get(f"/videos/{job}", timeout=0.1)
+            simulator.state.update_runtime({"timeout_rate": 0.0})
+            assert (await http.get(f"/videos/{job}")).status_code == 200
+            assert simulator.stats()["overlappingRequests"] == 1
+            await asyncio.sleep(0.7)  # the hung one has been answered by now
+            assert (await http.get(f"/videos/{job}")).status_code == 200
+            assert simulator.stats()["overlappingRequests"] == 1
+    finally:
+        await simulator.stop()
+
+
+# --- hostile answers ---------------------------------------------------------------------
+
+
+def classify_hostile(response: httpx.Response, truth: dict[str, Any], last: int) -> str:
+    """Which variant a hostile answer is, judged from the outside."""
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    if len(response.content) > 1_000_000:
+        body = response.json()
+        assert len(response.content) > 2_000_000
+        return "hugeBody"
+    try:
+        body = response.json()
+    except ValueError:
+        return "notJson"
+    for key, name in (("status", "missingStatus"), ("progress", "missingProgress")):
+        if key not in body:
+            return name
+    if "id" not in body:
+        return "missingId"
+    checks = [
+        (body["progress"] == "abc", "progressNotANumber"),
+        (body["status"] == 5, "statusNotAString"),
+        (body["id"] == 123, "idNotAString"),
+        (body["status"] == "rendering", "unknownStatus"),
+        (body["progress"] == 150, "progressAbove100"),
+        (body["progress"] == -5, "progressBelow0"),
+        (body["status"] == "completed" and "url" not in body, "completedWithoutUrl"),
+        (isinstance(body["progress"], int) and body["progress"] < last, "progressBackwards"),
+    ]
+    found = [name for matched, name in checks if matched]  # -5 is also below `last`
+    assert found, (body, truth)
+    return found[0]
+
+
+def test_hostile_answers_corrupt_only_the_answer_never_the_job() -> None:
+    config = SimConfig(job_seconds=2.0, url_field=True, seed=11)
+    with (
+        running_in_thread(config) as simulator,
+        httpx.Client(base_url=simulator.base_url, timeout=10) as http,
+    ):
+        job = create(http, "a glass harbour")
+        time.sleep(0.6)
+        truth = http.get(f"/videos/{job['id']}").json()
+        assert truth["status"] == "in_progress" and truth["progress"] > 0
+        set_faults(simulator, hostile_rate=1.0)
+        # Other routes are never hostile, even at rate 1; neither is an unknown job's 404.
+        assert http.get("/videos").json()["object"] == "list"
+        assert create(http, "still an honest create")["status"] == "queued"
+        assert http.get("/videos/video_missing").status_code == 404
+        seen = [
+            classify_hostile(http.get(f"/videos/{job['id']}"), truth, truth["progress"])
+            for _ in range(80)
+        ]
+        snapshot = stats(simulator)
+        set_faults(simulator, hostile_rate=0.0)
+        after = http.get(f"/videos/{job['id']}").json()
+        assert set(after) == VIDEO_KEYS
+        assert after["status"] == "in_progress"
+        assert truth["progress"] <= after["progress"] <= 99
+        completed = wait_for(http, job["id"], {"completed", "failed"})
+        assert completed["status"] == "completed"
+        assert completed["url"] == f"/videos/{job['id']}.mp4"
+
+    assert set(seen) == set(snapshot["hostileVariants"])  # every variant, dealt from a deck
+    assert snapshot["faultsInjected"]["hostile"] == 80
+    assert sum(snapshot["hostileVariants"].values()) == 80
+    assert {name: seen.count(name) for name in set(seen)} == {
+        name: count for name, count in snapshot["hostileVariants"].items() if count
+    }
+
+
+def test_hostile_variants_are_dealt_evenly_and_only_where_they_apply() -> None:
+    deck = hostile.Deck(random.Random(5))
+    first_round = [deck.deal(last_progress=0, url_field=False) for _ in range(11)]
+    # Every variant that applies, once each, before any repeats.
+    assert sorted(first_round) == sorted(
+        set(hostile.VARIANTS) - {"progressBackwards", "completedWithoutUrl"}
+    )
+    # The two that waited for their context are dealt as soon as it is there.
+    waiting = {deck.deal(last_progress=30, url_field=True) for _ in range(2)}
+    assert waiting == {"progressBackwards", "completedWithoutUrl"}
+    assert Counter(deck.deal(last_progress=1, url_field=True) for _ in range(13 * 4)) == {
+        variant: 4 for variant in hostile.VARIANTS
+    }
+    truth = {"id": "video_1", "status": "queued", "progress": 0, "completed_at": None}
+    done = hostile.corrupt("completedWithoutUrl", truth, last_progress=0, now=1000.5)
+    assert (done["status"], done["progress"], done["completed_at"]) == ("completed", 100, 1000)
+    assert "url" not in done
+    assert hostile.corrupt("progressBackwards", truth, last_progress=41, now=0)["progress"] == 20
+
+
+def test_hostile_rate_from_the_cli_env_and_runtime_and_counted_in_the_roll() -> None:
+    assert SimConfig.from_env({"VIDGATE_SIM_HOSTILE_RATE": "0.25"}).hostile_rate == 0.25
+    assert (
+        SimConfig.from_env({"VIDGATE_SIM_RETRY_AFTER_503_SECONDS": "1.5"}).retry_after_503_seconds
+        == 1.5
+    )
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        SimConfig(garbage_rate=0.6, hostile_rate=0.6)
+    with pytest.raises(ValueError, match="hostile_rate"):
+        SimConfig(hostile_rate=-0.1)
+    # Last in the roll: seeded draws of the older faults are unchanged by its presence.
+    base = SimConfig(error_500_rate=0.2, garbage_rate=0.2, seed=3)
+    more = SimConfig(error_500_rate=0.2, garbage_rate=0.2, hostile_rate=0.3, seed=3)
+    rng_a, rng_b = random.Random(3), random.Random(3)
+    plain = [faults.draw_request_fault(base, rng_a) for _ in range(200)]
+    mixed = [faults.draw_request_fault(more, rng_b) for _ in range(200)]
+    assert [None if d is faults.Fault.HOSTILE else d for d in mixed] == plain
+    assert faults.Fault.HOSTILE in mixed
+
+    app = typer.Typer()
+    app.command()(cli.command)
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert "--hostile-rate" in result.output and "VIDGATE_SIM_HOSTILE_RATE" in result.output
+    assert "VIDGATE_SIM_RETRY_AFTER_503_SECONDS" in result.output
+    rejected = CliRunner().invoke(app, ["--hostile-rate", "0.7", "--garbage-rate", "0.5"])
+    assert rejected.exit_code != 0
+
+    with running_in_thread(SimConfig()) as simulator:
+        settings = set_faults(simulator, hostile_rate=0.5, retry_after_503_seconds=2)
+        assert (settings["hostile_rate"], settings["retry_after_503_seconds"]) == (0.5, 2.0)
+
+
+def test_sim_jobs_tells_the_exact_truth_whatever_the_faults() -> None:
+    with (
+        running_in_thread(SimConfig(job_seconds=20.0)) as simulator,
+        httpx.Client(base_url=simulator.base_url, timeout=5) as http,
+    ):
+        done, failing, stuck = (create(http, p) for p in ("ok", "x [fail]", "y [stuck]"))
+        set_faults(simulator, error_500_rate=1.0, hostile_rate=0.0)
+        truths = [
+            httpx.get(f"{simulator.origin}/_sim/jobs/{job['id']}").json()
+            for job in (done, failing, stuck)
+        ]
+        missing = httpx.get(f"{simulator.origin}/_sim/jobs/video_nope")
+    assert [(t["outcome"], t["status"]) for t in truths] == [
+        ("complete", "queued"),
+        ("fail", "queued"),
+        ("stuck", "queued"),
+    ]
+    created = truths[0]["createdAt"]
+    assert isinstance(created, float) and int(created) == done["created_at"]
+    assert truths[0]["finishesAt"] == pytest.approx(created + 20.0)
+    assert truths[1]["finishesAt"] == pytest.approx(truths[1]["createdAt"] + 10.0)
+    assert truths[2]["finishesAt"] is None
+    assert missing.status_code == 404
 
 
 # --- config, in-loop server, cli -----------------------------------------------------------

@@ -5,26 +5,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from vidgate import __version__
-from vidgate.api import errors, routes, ws
+from vidgate.api import errors, health, routes, ws
 from vidgate.api.runtime import open_runtime
 from vidgate.config import Settings
 
 STATIC = resources.files("vidgate.web") / "static"
 
 
-def create_app(settings: Settings, *, public_url: str, engine: bool = True) -> FastAPI:
-    """A vidgate app. The lifespan opens the store, bus, providers (and in demo mode the
-    simulator) and, unless ``engine`` is false, runs the engine in the same process."""
+Role = Literal["api", "worker", "all"]
+
+
+def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> FastAPI:
+    """A vidgate app for one role. The lifespan opens the store, bus and providers (and
+    in demo mode the simulator). ``api`` serves the REST routes, the WebSocket and the
+    page; ``worker`` runs the engine; ``all`` does both. Every role serves /healthz and
+    /readyz."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings, public_url=public_url, engine=engine)
+        runtime = await open_runtime(
+            settings, public_url=public_url, engine=role in ("worker", "all")
+        )
         app.state.runtime = runtime
         try:
             yield
@@ -38,6 +46,9 @@ def create_app(settings: Settings, *, public_url: str, engine: bool = True) -> F
         lifespan=lifespan,
     )
     errors.install(app)
+    app.include_router(health.router)
+    if role == "worker":
+        return app
     app.include_router(routes.router)
     app.include_router(ws.router)
     static_dir = str(STATIC)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from vidgate.api.deps import CurrentUser, RuntimeDep, ServiceDep
-from vidgate.api.errors import envelope
 from vidgate.api.schemas import (
     ContentView,
     CreateTask,
     Envelope,
     ErrorEnvelope,
-    Health,
     TaskPage,
     TaskView,
 )
@@ -138,16 +136,3 @@ async def cancel_task(video_id: str, service: ServiceDep, user: CurrentUser) -> 
 )
 async def retry_task(video_id: str, service: ServiceDep, user: CurrentUser) -> Envelope[TaskView]:
     return Envelope(data=TaskView.of(await service.retry(user, video_id)))
-
-
-@router.get("/healthz", response_model=Envelope[Health], tags=["health"])
-async def healthz() -> Envelope[Health]:
-    return Envelope(data=Health(status="ok"))
-
-
-@router.get("/readyz", response_model=Envelope[Health], tags=["health"])
-async def readyz(runtime: RuntimeDep) -> Envelope[Health] | JSONResponse:
-    checks = await runtime.readiness()
-    if all(v == "ok" for v in checks.values()):
-        return Envelope(data=Health(status="ok", checks=checks))
-    return envelope(503, "NOT_READY", "A dependency is not reachable.", {"checks": checks})

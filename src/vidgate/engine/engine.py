@@ -44,6 +44,7 @@ from vidgate.providers.base import (
     UpstreamProtocolError,
     UpstreamRejected,
 )
+from vidgate.providers.cleanup import delete_job
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.store.base import TaskStore, Write
 
@@ -452,8 +453,14 @@ class Engine:
             return
         policy = self.providers.config(provider.name).recovery
         who = ref(task.video_id, None)
-        logger.info(
-            "recovering the interrupted submission of %s by %s", who, policy, extra=who.extra
+        # Loud after a crash (nothing known of the attempt here), quiet on later resends.
+        level = (
+            logging.INFO
+            if (task.video_id, attempt.number) not in self._uncertain
+            else logging.DEBUG
+        )
+        logger.log(
+            level, "recovering the interrupted submission of %s by %s", who, policy, extra=who.extra
         )
         if policy == "resend":
             await self._send(task, attempt, provider)  # same key: the upstream dedupes
@@ -722,19 +729,21 @@ class Engine:
         )
         await self.store.write(Write(before=current, after=current, update_attempt=closed))
         if attempt.external_id is not None:
-            await self._delete_upstream(provider, attempt.external_id, task.video_id)
+            await delete_job(provider, attempt.external_id, video_id=task.video_id)
 
     async def _deadline(self, task: Task, attempt: Attempt | None) -> None:
+        # Delete first, then fail: a crash in between leaves the task due, so the next
+        # step deletes again (a 404 is fine) instead of forgetting a job that still runs.
+        if attempt is not None and attempt.external_id:
+            provider = self.providers.get(attempt.provider)
+            if provider is not None:
+                await delete_job(provider, attempt.external_id, video_id=task.video_id)
         await self._finish(
             task,
             attempt,
             code="TASK_TIMEOUT",
             message="The task did not finish before its deadline.",
         )
-        if attempt is not None and attempt.external_id:
-            provider = self.providers.get(attempt.provider)
-            if provider is not None:
-                await self._delete_upstream(provider, attempt.external_id, task.video_id)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -838,14 +847,6 @@ class Engine:
                 who = ref(after.video_id, after.external_id)
                 logger.info("%s %s", who, written.task.status, extra=who.extra)
         return written.task
-
-    async def _delete_upstream(self, provider: Provider, external_id: str, video_id: str) -> None:
-        try:
-            await provider.delete(external_id)
-        except UpstreamError as exc:
-            logger.info(
-                "could not delete upstream job of %s: %s", ref(video_id, external_id), exc.message
-            )
 
 
 def _attempt_state(task: Task) -> AttemptState:

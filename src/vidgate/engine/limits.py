@@ -2,7 +2,10 @@
 
 All three are per process: with several workers, each keeps its own share. The
 breaker stops sending to a provider that keeps failing and lets one probe through
-after a cool-down; the cool-down doubles while probes keep failing (capped).
+after a cool-down; the cool-down doubles while probes keep failing (capped). It opens
+on ``failures`` failures in a row, but only when failures are also the majority of the
+last ``window`` outcomes: with many requests in flight, a burst of concurrent timeouts
+from a mostly healthy provider is not an outage.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -31,9 +35,11 @@ class CircuitBreaker:
         failures: int = 5,
         cooldown: float = 10.0,
         max_cooldown: float = 300.0,
+        window: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
+        self._recent: deque[bool] = deque(maxlen=max(window, failures))  # True: a failure
         self._threshold = failures
         self._base_cooldown = cooldown
         self._max_cooldown = max_cooldown
@@ -77,12 +83,14 @@ class CircuitBreaker:
     def success(self) -> None:
         if self._opened_at is not None:
             logger.info("provider %s recovered; circuit closed", self.name)
+        self._recent.append(False)
         self._failures = 0
         self._opened_at = None
         self._probing = False
         self._cooldown = self._base_cooldown
 
     def failure(self) -> None:
+        self._recent.append(True)
         self._failures += 1
         if self._probing:
             self._probing = False
@@ -91,7 +99,11 @@ class CircuitBreaker:
             logger.warning(
                 "provider %s still failing; circuit open for %.0f s", self.name, self._cooldown
             )
-        elif self._opened_at is None and self._failures >= self._threshold:
+        elif (
+            self._opened_at is None
+            and self._failures >= self._threshold
+            and sum(self._recent) * 2 > len(self._recent)
+        ):
             self._opened_at = self._clock()
             logger.warning(
                 "provider %s failed %d times in a row; circuit open for %.0f s",

@@ -57,6 +57,9 @@ Control surface at the origin root, never behind the key or faults:
                         retry_after_seconds, retry_after_503_seconds, hang_seconds, latency_ms,
                         job_seconds); answers the new settings. GET answers the current ones.
     POST /_sim/reset    clears the counters (jobs stay); answers the fresh stats
+    GET  /_sim/jobs/{id} the truth about a stored job, unaffected by faults: {"id",
+                        "outcome": complete|fail|stuck, "status", "progress", "createdAt",
+                        "finishesAt": exact unix seconds, null for a stuck job}
 
 Request keys in `requests` are the method and route template without the prefix. Prompt
 triggers count as jobFail / jobStuck faults too. Samples are capped at 20 each.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from vidgate.simulator import errors, validation
+from vidgate.simulator import errors, validation, views
 from vidgate.simulator.deps import StateDep
 
 router = APIRouter(prefix="/_sim")
@@ -14,6 +14,14 @@ router = APIRouter(prefix="/_sim")
 @router.get("/stats")
 async def get_stats(state: StateDep) -> Response:
     return JSONResponse(state.stats_snapshot())
+
+
+@router.get("/jobs/{video_id}")
+async def get_job_truth(video_id: str, state: StateDep) -> Response:
+    job = state.jobs.get(video_id)
+    if job is None:
+        raise errors.not_found(video_id)
+    return JSONResponse(views.truth(job, state.clock()))
 
 
 @router.post("/reset")

@@ -2,7 +2,8 @@
 
 A hostile answer replaces what the client sees once; the job itself is untouched, so the next
 normal answer tells the truth again and a client that shrugs the bad one off still finishes.
-Each hostile answer is one variant, drawn at random among those that apply:
+Each hostile answer is one variant, dealt from a shuffled deck (so a few dozen hostile answers
+cover every variant) among those that apply:
 
     missingStatus / missingProgress / missingId     the key is absent
     progressNotANumber ("abc") / statusNotAString (5) / idNotAString (123)
@@ -81,8 +82,23 @@ def applicable(*, last_progress: int, url_field: bool) -> list[str]:
     ]
 
 
-def choose(rng: random.Random, *, last_progress: int, url_field: bool) -> str:
-    return rng.choice(applicable(last_progress=last_progress, url_field=url_field))
+class Deck:
+    """Variants in a seeded random order, each dealt once per round. A variant that does not
+    apply when its turn comes stays at the front and is dealt as soon as it does."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._cards: list[str] = []
+
+    def deal(self, *, last_progress: int, url_field: bool) -> str:
+        allowed = applicable(last_progress=last_progress, url_field=url_field)
+        while True:
+            for index, card in enumerate(self._cards):
+                if card in allowed:
+                    return self._cards.pop(index)
+            fresh = [variant for variant in VARIANTS if variant not in self._cards]
+            self._rng.shuffle(fresh)
+            self._cards.extend(fresh)
 
 
 def corrupt(variant: str, body: Mapping[str, Any], *, last_progress: int, now: float) -> Any:

@@ -92,6 +92,15 @@ def phase(job: Job, now: float) -> Phase:
     )
 
 
+def finishes_at(job: Job) -> float | None:
+    """When the job ends (completed or failed), exactly; None for a stuck job."""
+    if job.outcome is Outcome.FAIL:
+        return job.created_at + job.duration * FAIL_FRACTION
+    if job.outcome is Outcome.COMPLETE:
+        return job.created_at + job.duration
+    return None
+
+
 def _progress(duration: float, elapsed: float) -> int:
     queued_for = duration * QUEUED_FRACTION
     working_for = duration - queued_for

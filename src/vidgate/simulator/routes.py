@@ -39,7 +39,7 @@ def _video_response(
         headers["openai-poll-after-ms"] = str(views.poll_after_ms(job))
     if hostile_answer:
         last = state.last_progress.get(job.id, 0)
-        variant = hostile.choose(state.rng, last_progress=last, url_field=state.config.url_field)
+        variant = state.hostile_deck.deal(last_progress=last, url_field=state.config.url_field)
         state.stats.count_hostile(variant)
         logger.info(
             "simulator sent a hostile answer", extra={"videoId": job.id, "variant": variant}

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vidgate.simulator import faults, jobs, media, stats, tracking, validation
+from vidgate.simulator import faults, hostile, jobs, media, stats, tracking, validation
 from vidgate.simulator.config import RUNTIME_FIELDS, SimConfig
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ class SimState:
         self.media = media.MediaCache()
         self.rng = random.Random(config.seed)
         self.tracker = tracking.Tracker()
+        self.hostile_deck = hostile.Deck(self.rng)
         # The progress last answered truly by `GET /videos/{id}`, per job: what a hostile
         # "progress going backwards" answer goes below.
         self.last_progress: dict[str, int] = {}

@@ -46,6 +46,20 @@ def video(job: jobs.Job, now: float, *, url_field: bool) -> dict[str, Any]:
     return body
 
 
+def truth(job: jobs.Job, now: float) -> dict[str, Any]:
+    """The simulator's own view of a job for `/_sim/jobs/{id}`: exact float times and the
+    outcome drawn at creation, which the API's whole-second timestamps cannot tell."""
+    phase = jobs.phase(job, now)
+    return {
+        "id": job.id,
+        "outcome": job.outcome.value,
+        "status": phase.status,
+        "progress": phase.progress,
+        "createdAt": job.created_at,
+        "finishesAt": jobs.finishes_at(job),
+    }
+
+
 def poll_after_ms(job: jobs.Job) -> int:
     return max(MIN_POLL_MS, min(MAX_POLL_MS, int(job.duration * 1000 / 10)))
 

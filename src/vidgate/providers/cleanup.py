@@ -1,0 +1,37 @@
+"""Deleting an upstream job we no longer want (cancelled, or past its deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from vidgate.logs import ref
+from vidgate.providers.base import Provider, UpstreamError, UpstreamRejected
+
+logger = logging.getLogger(__name__)
+
+
+async def delete_job(
+    provider: Provider, external_id: str, *, video_id: str, tries: int = 4, pause: float = 0.25
+) -> bool:
+    """Delete the job, retrying transient failures a few times; True once it is gone.
+
+    A job left running costs money, so one failed DELETE is not the end of it; a refusal
+    (4xx) is, since asking again will not change the answer.
+    """
+    who = ref(video_id, external_id)
+    for attempt in range(1, tries + 1):
+        try:
+            await provider.delete(external_id)
+            return True
+        except UpstreamRejected as exc:
+            logger.info("the upstream refused to delete %s: %s", who, exc.message, extra=who.extra)
+            return False
+        except UpstreamError as exc:
+            if attempt == tries:
+                logger.warning(
+                    "could not delete the upstream job of %s: %s", who, exc.message, extra=who.extra
+                )
+                return False
+            await asyncio.sleep(pause * 2 ** (attempt - 1))
+    return False
