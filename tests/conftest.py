@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.databases import Kind, fresh_database
 from tests.support import (
     VIDGATE,
     SimulatorServer,
@@ -22,11 +23,27 @@ from tests.support import (
 
 
 @pytest.fixture
-def start_vidgate(tmp_path: Path) -> Iterator[StartVidgate]:
-    """Start ``vidgate serve`` processes; ``db`` and ``env`` let a test restart on the same file."""
+def database_kind() -> Kind:
+    """The database a test's vidgate processes use. A module runs on both with
+    ``database_kind = pytest.fixture(params=DATABASES)(lambda request: request.param)``."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(database_kind: Kind, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of ``database_kind`` for this test alone."""
+    with fresh_database(database_kind, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def start_vidgate(tmp_path: Path, database_url: str) -> Iterator[StartVidgate]:
+    """Start ``vidgate serve`` processes, all on the test's own database (so a test can
+    stop or kill one and start another on the same data)."""
     started: list[VidgateServer] = []
 
     def start(**options: Any) -> VidgateServer:
+        options.setdefault("database_url", database_url)
         server = launch_vidgate(tmp_path, **options)
         started.append(server)
         return server

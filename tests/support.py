@@ -109,20 +109,30 @@ StartVidgate = Callable[..., VidgateServer]
 
 
 def launch_vidgate(
-    workdir: Path, *, job_seconds: float = 2.0, db: Path | None = None, **env: str
+    workdir: Path,
+    *,
+    job_seconds: float = 2.0,
+    db: Path | None = None,
+    database_url: str | None = None,
+    role: str = "all",
+    **env: str,
 ) -> VidgateServer:
-    """Start ``vidgate serve`` in ``workdir`` on a free port and wait until it is ready."""
+    """Start ``vidgate serve --role ROLE`` in ``workdir`` on a free port; wait until ready.
+
+    The database is ``database_url`` if given, else the SQLite file ``db`` (default:
+    ``vidgate.db`` in ``workdir``).
+    """
     port = free_port()
-    database = db or workdir / "vidgate.db"
+    url = database_url or f"sqlite:///{db or workdir / 'vidgate.db'}"
     server = VidgateServer(
-        args=[VIDGATE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        args=[VIDGATE, "serve", "--role", role, "--host", "127.0.0.1", "--port", str(port)],
         env=clean_env(
-            VIDGATE_DATABASE_URL=f"sqlite:///{database}",
+            VIDGATE_DATABASE_URL=url,
             VIDGATE_SIM_JOB_SECONDS=str(job_seconds),
             **env,
         ),
         cwd=workdir,
-        log=workdir / f"vidgate-{port}.log",
+        log=workdir / f"vidgate-{role}-{port}.log",
         ready_url=f"http://127.0.0.1:{port}/readyz",
         url=f"http://127.0.0.1:{port}",
     )

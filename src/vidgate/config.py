@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDGATE_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./data/vidgate.db"
+    db_pool_size: int = Field(default=10, ge=1)  # PostgreSQL connections per process
+    db_max_overflow: int = Field(default=10, ge=0)  # ... plus this many in bursts
+    redis_url: str | None = None  # set: events cross processes through Redis
     config: Path | None = None  # TOML file with [[providers]]
     public_url: str | None = None  # how browsers reach this server; default from --host/--port
     sim_job_seconds: float = Field(default=10.0, gt=0)

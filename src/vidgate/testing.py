@@ -20,7 +20,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, overload
@@ -172,6 +172,14 @@ class MemoryTaskStore:
             for e in self._events
             if e.video_id == video_id and e.id > after_id
         ]
+
+    async def events_for(
+        self, video_ids: Sequence[str], after_id: int, limit: int
+    ) -> list[TaskEvent]:
+        await asyncio.sleep(0)
+        wanted = set(video_ids)
+        found = [e for e in self._events if e.video_id in wanted and e.id > after_id]
+        return [dataclasses.replace(e, payload=_json(e.payload)) for e in found[: max(0, limit)]]
 
     async def ping(self) -> None:
         await asyncio.sleep(0)

@@ -33,6 +33,7 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
         ({"prompt": ""}, "prompt"),
         ({"prompt": "   "}, "prompt"),
         ({"prompt": "x" * 32_001}, "prompt"),
+        ({"prompt": "a fox\u0000 in snow"}, "prompt"),
         ({}, "prompt"),
         ({"prompt": 42}, "prompt"),
         ({"prompt": "fox", "seconds": "10"}, "seconds"),

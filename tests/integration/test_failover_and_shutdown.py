@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.databases import DATABASES, query
 from tests.support import SimulatorServer, StartVidgate, VidgateServer
+
+
+@pytest.fixture(params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 def two_providers(tmp_path: Path, a: str, b: str) -> Path:
@@ -110,10 +117,11 @@ def test_sigterm_drains_and_releases_leases(
     assert time.monotonic() - started < 12, "drain took longer than its timeout"
     assert "released" in first.output()
 
-    db = Path(first.env["VIDGATE_DATABASE_URL"].removeprefix("sqlite:///"))
-    with sqlite3.connect(db) as conn:
-        leased = conn.execute("SELECT count(*) FROM tasks WHERE lease_owner IS NOT NULL").fetchone()
-    assert leased == (0,)
+    leased = query(
+        first.env["VIDGATE_DATABASE_URL"],
+        "SELECT count(*) FROM tasks WHERE lease_owner IS NOT NULL",
+    )
+    assert leased == [(0,)]
 
     # With 60 s leases, finishing in well under that proves nothing waited for expiry.
     second = start_vidgate(**env)

@@ -6,20 +6,26 @@ import asyncio
 import io
 import json
 import re
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import av
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.databases import DATABASES, query
 from tests.support import VidgateServer
 
 VIDEO_ID = re.compile(
     r"^video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 )
 TERMINAL = {"taskCompleted", "taskFailed", "taskCancelled"}
+
+
+@pytest.fixture(params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -56,12 +62,12 @@ def mp4_duration(data: bytes) -> float:
 
 
 def stored_events(server: VidgateServer, video_id: str) -> list[tuple[str, dict[str, Any]]]:
-    db = Path(server.env["VIDGATE_DATABASE_URL"].removeprefix("sqlite:///"))
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT type, payload FROM task_events WHERE video_id = ? ORDER BY id", (video_id,)
-        ).fetchall()
-    return [(kind, json.loads(body)) for kind, body in rows]
+    rows = query(
+        server.env["VIDGATE_DATABASE_URL"],
+        "SELECT type, payload FROM task_events WHERE video_id = $1 ORDER BY id",
+        video_id,
+    )
+    return [(kind, body if isinstance(body, dict) else json.loads(body)) for kind, body in rows]
 
 
 async def test_full_lifecycle_with_both_ids(vidgate_server: VidgateServer) -> None:

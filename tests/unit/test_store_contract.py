@@ -1,46 +1,72 @@
-"""One behaviour suite for every ``TaskStore``: the in-memory fake and SQLite.
+"""One behaviour suite for every ``TaskStore``: the in-memory fake, SQLite and PostgreSQL.
 
-If a test passes for one and fails for the other, the fake has drifted from the real
-store (or the real store has a bug the fake hides); either way unit tests built on the
-fake would lie.
+If a test passes for one and fails for another, the fake has drifted from the real
+stores (or a real store has a bug the fake hides, or the two databases disagree); either
+way unit tests built on the fake would lie. Each test starts on a clean database: a new
+SQLite file, or this run's PostgreSQL database emptied (tests/databases.py). PostgreSQL
+tests skip when it is unreachable, and fail when CI=true.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
+from tests.databases import (
+    drop_postgres_database,
+    empty_postgres,
+    fresh_postgres,
+    fresh_postgres_sync,
+    new_sqlite_url,
+)
 from vidgate.domain import ids
 from vidgate.domain.events import EventType
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
 from vidgate.store.base import BadCursor, StoreUnavailable, TaskStore, Write
-from vidgate.store.sql import SqlTaskStore
+from vidgate.store.sql import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    SqlTaskStore,
+    async_url,
+    make_engine,
+)
 from vidgate.testing import MemoryTaskStore
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
-# A broken constraint: the fake raises StoreUnavailable; SqlTaskStore lets SQLAlchemy's
-# IntegrityError through (it does not translate it at the edge).
-REFUSED = (StoreUnavailable, IntegrityError)
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One PostgreSQL database for this test process; ``store`` empties it for each test."""
+    with fresh_postgres_sync() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
     if request.param == "memory":
         yield MemoryTaskStore()
         return
-    sql = await SqlTaskStore.open("sqlite:///" + str(tmp_path / "t.db"))
+    if request.param == "sqlite":
+        sql = await SqlTaskStore.open(new_sqlite_url(tmp_path))
+    else:
+        url = request.getfixturevalue("postgres_url")
+        sql = await SqlTaskStore.open(url)  # migrates the first time
+        await empty_postgres(url)  # as clean as a new database, and much faster
     try:
         yield sql
     finally:
@@ -310,7 +336,9 @@ async def test_a_write_breaking_a_constraint_changes_nothing(store: TaskStore, h
         two = w.task
     same_job = make_attempt(two, external_id="video_ext_1")
 
-    with pytest.raises(REFUSED):  # the same upstream job for two attempts
+    # The same upstream job for two attempts: every store refuses it as StoreUnavailable
+    # (SqlTaskStore translates IntegrityError at the edge).
+    with pytest.raises(StoreUnavailable):
         await store.write(
             Write(
                 before=two,
@@ -373,6 +401,27 @@ async def test_a_write_without_an_event_stores_none(store: TaskStore) -> None:
 
     assert written is not None and written.event is None
     assert await store.events_after(task.video_id, 0) == []
+
+
+async def test_events_for_reads_events_of_several_tasks_oldest_first(store: TaskStore) -> None:
+    one, two, three = await created(store), await created(store), await created(store)
+    stored = []
+    for task in (one, two, three, one, two):
+        latest = await store.get(task.video_id)
+        assert latest is not None
+        w = await store.write(
+            Write(before=latest, after=latest, event=(EventType.PROGRESS, {"n": len(stored)}))
+        )
+        assert w is not None and w.event is not None
+        stored.append(w.event)
+    followed = [one.video_id, two.video_id, ids.new_video_id()]
+    mine = [e for e in stored if e.video_id in followed]
+
+    assert await store.events_for(followed, 0, 100) == mine
+    assert await store.events_for(followed, mine[0].id, 100) == mine[1:]
+    assert await store.events_for(followed, 0, 2) == mine[:2]
+    assert await store.events_for(followed, mine[-1].id, 100) == []
+    assert await store.events_for([], 0, 100) == []
 
 
 # -- claim -----------------------------------------------------------------------------------
@@ -439,6 +488,101 @@ async def test_claim_takes_the_earliest_due_up_to_the_limit(store: TaskStore) ->
     assert {t.video_id for t in second} == set(ids_of[2:4])
     assert {t.video_id for t in third} == set(ids_of[4:])
     assert await store.claim(owner="a", now=at(10), until=at(40), limit=2) == []
+
+
+# -- leases, jobs ----------------------------------------------------------------------------
+
+
+async def test_extend_leases_pushes_only_the_owners_leases(store: TaskStore) -> None:
+    for _ in range(3):
+        await created(store)
+    mine = await store.claim(owner="a", now=at(1), until=at(31), limit=2)
+    [theirs] = await store.claim(owner="b", now=at(1), until=at(31), limit=10)
+
+    asked = [t.video_id for t in mine] + [theirs.video_id, ids.new_video_id()]
+    extended = await store.extend_leases(owner="a", video_ids=asked, until=at(61))
+
+    assert extended == 2
+    for task in mine:
+        got = await store.get(task.video_id)
+        assert got == dataclasses.replace(task, lease_until=at(61))  # the version stays
+    assert await store.get(theirs.video_id) == theirs
+    assert await store.extend_leases(owner="a", video_ids=[], until=at(91)) == 0
+
+
+async def test_release_owned_frees_the_owners_tasks_and_fences_it_off(store: TaskStore) -> None:
+    for _ in range(3):
+        await created(store)
+    mine = await store.claim(owner="a", now=at(1), until=at(31), limit=2)
+    [theirs] = await store.claim(owner="b", now=at(1), until=at(31), limit=10)
+
+    assert await store.release_owned(owner="a") == 2
+
+    for task in mine:
+        got = await store.get(task.video_id)
+        assert got == dataclasses.replace(
+            task, lease_owner=None, lease_until=None, version=task.version + 1
+        )
+        assert await store.write(Write(before=task, after=task, fence="a")) is None
+    assert await store.get(theirs.video_id) == theirs
+    assert await store.release_owned(owner="a") == 0
+    # Released tasks are due again at once.
+    again = await store.claim(owner="c", now=at(2), until=at(32), limit=10)
+    assert {t.video_id for t in again} == {t.video_id for t in mine}
+
+
+async def test_known_external_ids_are_those_some_attempt_recorded(store: TaskStore) -> None:
+    one, two = await created(store), await created(store)
+    await store.write(
+        Write(before=one, after=one, insert_attempt=make_attempt(one, external_id="job_1"))
+    )
+    await store.write(
+        Write(
+            before=two,
+            after=two,
+            insert_attempt=make_attempt(two, provider="other", external_id="job_2"),
+        )
+    )
+
+    found = await store.known_external_ids(provider="fake", external_ids=["job_1", "job_2", "x"])
+
+    assert found == {"job_1"}
+    assert await store.known_external_ids(provider="other", external_ids=["job_2"]) == {"job_2"}
+    assert await store.known_external_ids(provider="fake", external_ids=[]) == set()
+
+
+async def test_running_jobs_counts_current_open_attempts_of_active_tasks(
+    store: TaskStore,
+) -> None:
+    async def with_attempts(status: TaskStatus, *attempts: tuple[str, AttemptState]) -> None:
+        task = await created(store, status=status)
+        for number, (provider, state) in enumerate(attempts, start=1):
+            attempt = make_attempt(task, number, provider=provider, state=state)
+            w = await store.write(
+                Write(
+                    before=task,
+                    after=dataclasses.replace(task, attempt=number),
+                    insert_attempt=attempt,
+                )
+            )
+            assert w is not None
+            task = w.task
+
+    await with_attempts(TaskStatus.PROCESSING, ("fake", AttemptState.SUBMITTED))
+    await with_attempts(TaskStatus.QUEUED, ("fake", AttemptState.SUBMITTING))
+    await with_attempts(TaskStatus.PROCESSING, ("fake", AttemptState.FINISHED))
+    await with_attempts(TaskStatus.PROCESSING, ("fake", AttemptState.UNKNOWN))
+    await with_attempts(TaskStatus.COMPLETED, ("fake", AttemptState.SUBMITTED))
+    await with_attempts(TaskStatus.CANCELLED, ("fake", AttemptState.SUBMITTING))
+    # Failed over: the open job on "fake" is no longer the current attempt.
+    await with_attempts(
+        TaskStatus.PROCESSING, ("fake", AttemptState.SUBMITTED), ("other", AttemptState.SUBMITTED)
+    )
+    await created(store, status=TaskStatus.QUEUED)  # no attempt yet
+
+    assert await store.running_jobs(provider="fake") == 2
+    assert await store.running_jobs(provider="other") == 1
+    assert await store.running_jobs(provider="nobody") == 0
 
 
 # -- next_due --------------------------------------------------------------------------------
@@ -544,3 +688,106 @@ async def test_a_bad_cursor_is_refused(store: TaskStore, cursor: str) -> None:
 
     with pytest.raises(BadCursor):
         await store.list_page(user_id="alice", status=None, limit=5, cursor=cursor)
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+async def test_concurrent_claims_hand_out_each_task_once(store: TaskStore) -> None:
+    made = {(await created(store, next_check_at=at(s % 7))).video_id for s in range(24)}
+
+    batches = await asyncio.gather(
+        *(store.claim(owner=f"w{n}", now=at(10), until=at(40), limit=5) for n in range(8))
+    )
+
+    handed = [task.video_id for batch in batches for task in batch]
+    assert len(handed) == len(set(handed))
+    assert set(handed) == made  # room for 40: nothing is left behind
+    for n, batch in enumerate(batches):
+        for task in batch:
+            assert task.lease_owner == f"w{n}"
+            assert await store.get(task.video_id) == task
+
+
+async def test_concurrent_writes_from_one_version_apply_once(store: TaskStore) -> None:
+    task = await created(store)
+
+    results = await asyncio.gather(
+        *(
+            store.write(
+                Write(
+                    before=task,
+                    after=dataclasses.replace(task, progress=p),
+                    insert_attempt=make_attempt(task, p),
+                    event=(EventType.PROGRESS, {"progress": p}),
+                )
+            )
+            for p in range(1, 9)
+        )
+    )
+
+    [won] = [r for r in results if r is not None]
+    assert won.event is not None
+    assert await store.get(task.video_id) == won.task
+    assert len(won.task.attempts) == 1
+    assert await store.events_after(task.video_id, 0) == [won.event]
+
+
+# -- the SQL adapter's edges -------------------------------------------------------------------
+
+
+async def test_postgres_errors_surface_as_store_unavailable() -> None:
+    async with fresh_postgres() as url:
+        store = await SqlTaskStore.open(url)
+        try:
+            task = await created(store)
+            await drop_postgres_database(make_url(url).database or "")
+
+            calls: list[Coroutine[Any, Any, object]] = [
+                store.ping(),
+                store.get(task.video_id),
+                store.create(make_task()),
+                store.write(Write(before=task, after=task)),
+                store.claim(owner="a", now=at(1), until=at(31), limit=10),
+                store.release_owned(owner="a"),
+            ]
+            for call in calls:
+                with pytest.raises(StoreUnavailable):
+                    await call
+        finally:
+            await store.close()
+
+    nobody = await SqlTaskStore.open("postgresql://postgres@127.0.0.1:1/none", migrate_schema=False)
+    try:
+        with pytest.raises(StoreUnavailable, match="ConnectionRefused"):
+            await nobody.ping()
+    finally:
+        await nobody.close()
+
+
+def test_pool_options_reach_the_postgres_engine() -> None:
+    engine = make_engine("postgresql://u@db.example/v", pool_size=3, max_overflow=4, pool_timeout=5)
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool._max_overflow, pool.timeout()) == (3, 4, 5)
+    default = make_engine("postgres://u@db.example/v").pool
+    assert isinstance(default, QueuePool)
+    assert (default.size(), default._max_overflow) == (DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:///data/v.db", "sqlite+aiosqlite:///data/v.db"),
+        ("postgresql://u:p@h:5432/v", "postgresql+asyncpg://u:p@h:5432/v"),
+        ("postgres://u@h/v", "postgresql+asyncpg://u@h/v"),
+        ("postgresql://u@h/v?sslmode=require", "postgresql+asyncpg://u@h/v?ssl=require"),
+        (
+            "postgresql+asyncpg://u@h/v?ssl=verify-full",
+            "postgresql+asyncpg://u@h/v?ssl=verify-full",
+        ),
+        ("sqlite+aiosqlite:///:memory:", "sqlite+aiosqlite:///:memory:"),
+    ],
+)
+def test_async_url_takes_the_urls_people_write(given: str, used: str) -> None:
+    assert async_url(given) == used

@@ -73,7 +73,11 @@ async def open_runtime(settings: Settings, *, public_url: str, engine: bool = Tr
             simulator.base_url,
             settings.sim_job_seconds,
         )
-    store = await SqlTaskStore.open(settings.database_url)
+    store = await SqlTaskStore.open(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     bus = InProcessBus()
     providers = ProviderRegistry.from_configs(provider_configs)
     service = TaskService(

@@ -38,6 +38,14 @@ class CreateTask(Camel):
             raise ValueError("prompt must not be blank")
         return value
 
+    @field_validator("prompt", "model", "input_reference")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # No database text column (nor any upstream) takes a NUL character.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("seconds", mode="before")
     @classmethod
     def _seconds_as_text(cls, value: Any) -> Any:

@@ -258,12 +258,19 @@ class OpenAIVideosProvider:
 
     def _job(self, data: dict[str, Any]) -> UpstreamJob:
         external_id = data.get("id")
-        if not isinstance(external_id, str) or not external_id.strip():
+        if (
+            not isinstance(external_id, str)
+            or not external_id.strip()
+            or len(external_id) > 255
+            or not external_id.isprintable()
+        ):
             raise UpstreamProtocolError(f"{self.name}: job object without a usable id")
         word = data.get("status")
         task_status = statuses.from_upstream(word)
         raw_url = data.get("url")
         url = resolve_url(self._base, raw_url) if isinstance(raw_url, str) else None
+        if url is not None and (len(url) > 4096 or not url.isprintable()):
+            url = None
         error = data.get("error")
         task_error = None
         if isinstance(error, dict):
@@ -314,6 +321,6 @@ def _text(value: object) -> str | None:
 
 
 def _short(value: object, default: str) -> str:
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:500]
+    if isinstance(value, str) and value.replace("\x00", "").strip():
+        return value.replace("\x00", "").strip()[:500]
     return default

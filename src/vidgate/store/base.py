@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -87,6 +88,13 @@ class TaskStore(Protocol):
         ...
 
     async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]: ...
+
+    async def events_for(
+        self, video_ids: Sequence[str], after_id: int, limit: int
+    ) -> list[TaskEvent]:
+        """Events of any of ``video_ids`` with an id above ``after_id``: the oldest
+        ``limit`` of them, oldest first (the WebSocket hub's poll, one query)."""
+        ...
 
     async def ping(self) -> None: ...
 

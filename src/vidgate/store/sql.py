@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, and_, event, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -42,16 +42,46 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def async_url(url: str) -> str:
-    """Accept the plain URLs people write; use the async drivers vidgate runs on."""
+    """Accept the plain URLs people write; use the async drivers vidgate runs on.
+
+    ``sqlite:///`` becomes ``sqlite+aiosqlite:///``; ``postgresql://`` and ``postgres://``
+    become ``postgresql+asyncpg://``, with libpq's ``sslmode=`` (what hosted databases
+    hand out) spelled as asyncpg's ``ssl=``. URLs naming a driver are left alone.
+    """
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+asyncpg://"):
+        parsed = make_url(url)
+        if "sslmode" in parsed.query and "ssl" not in parsed.query:
+            query = dict(parsed.query)
+            query["ssl"] = query.pop("sslmode")
+            url = parsed.set(query=query).render_as_string(hide_password=False)
     return url
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An engine tuned for vidgate's access pattern on either database."""
+# Connections per process on PostgreSQL: ``pool_size`` kept open, up to ``max_overflow``
+# more under bursts, a caller waits ``pool_timeout`` seconds for one before the store
+# reports StoreUnavailable. Every api and worker process has its own pool: keep
+# processes x (pool_size + max_overflow) under the server's max_connections.
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+DEFAULT_POOL_TIMEOUT = 30.0
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    pool_timeout: float | None = None,
+) -> AsyncEngine:
+    """An engine tuned for vidgate's access pattern on either database.
+
+    The pool options apply to PostgreSQL (None: the defaults above); SQLite keeps
+    SQLAlchemy's pool, since it has one writer at a time anyway.
+    """
     url = async_url(url)
     if url.startswith("sqlite"):
         file = _sqlite_file(url)
@@ -60,7 +90,20 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql+asyncpg"):
+        # Names vidgate's sessions in pg_stat_activity.
+        connect_args["server_settings"] = {"application_name": "vidgate"}
+    return create_async_engine(
+        url,
+        pool_size=DEFAULT_POOL_SIZE if pool_size is None else pool_size,
+        max_overflow=DEFAULT_MAX_OVERFLOW if max_overflow is None else max_overflow,
+        pool_timeout=DEFAULT_POOL_TIMEOUT if pool_timeout is None else pool_timeout,
+        # Connections dropped by a database restart are replaced on checkout instead of
+        # failing one call each.
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -87,6 +130,15 @@ class SqlTaskStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writer = engine.execution_options(vidgate_write=True)
+        self._reader = engine
+        if engine.dialect.name == "postgresql":
+            # A read that takes several statements (a task, then its attempts) sees one
+            # snapshot, as it does in SQLite's WAL mode; read-only transactions at this
+            # level never fail to serialize. Writes keep READ COMMITTED: the claim's
+            # SKIP LOCKED and the compare-and-set UPDATEs rely on its row-lock rechecks.
+            self._reader = engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         # SQLite has one writer at a time. Writers of this process queue here instead of
         # racing for the file lock, whose busy handler sleeps in fixed steps of up to
         # 100 ms; other processes are still kept out by the lock and busy_timeout.
@@ -95,10 +147,30 @@ class SqlTaskStore:
         )
 
     @classmethod
-    async def open(cls, url: str, *, migrate_schema: bool = True) -> SqlTaskStore:
-        engine = make_engine(url)
-        if migrate_schema:
-            await migrate.upgrade(engine)
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout: float | None = None,
+    ) -> SqlTaskStore:
+        """A store on ``url``, brought to the newest schema first unless told not to.
+
+        Many processes may open the same database at once: migrations take a lock
+        (see ``migrate``), so exactly one applies them and the others find them done.
+        The pool options are ``make_engine``'s.
+        """
+        engine = make_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout
+        )
+        try:
+            if migrate_schema:
+                await migrate.upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine)
 
     @property
@@ -109,7 +181,7 @@ class SqlTaskStore:
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self._engine.connect() as conn:
+            async with self._reader.connect() as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database read failed: {type(exc).__name__}: {exc}") from exc
@@ -299,19 +371,52 @@ class SqlTaskStore:
             .order_by(tasks.c.next_check_at)
             .limit(limit)
         )
+        lease = {"lease_owner": owner, "lease_until": until, "version": tasks.c.version + 1}
         if self._engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        statement = (
-            update(tasks)
-            .where(tasks.c.video_id.in_(due.scalar_subquery()))
-            .values(lease_owner=owner, lease_until=until, version=tasks.c.version + 1)
-            .returning(*tasks.c)
-        )
+            # Concurrent claimers lock disjoint rows: each skips what another holds. The
+            # locking SELECT is a MATERIALIZED CTE so it runs exactly once; written as
+            # ``IN (subquery)`` the planner may make it the inner side of a semi-join and
+            # re-run it for every row of the outer scan (seen on small tables), so one
+            # claim could lock and lease more than ``limit`` rows.
+            chosen = (
+                due.with_for_update(skip_locked=True)
+                .cte("due")
+                .prefix_with("MATERIALIZED", dialect="postgresql")
+            )
+            statement = (
+                update(tasks)
+                .where(tasks.c.video_id == chosen.c.video_id)
+                .values(**lease)
+                .returning(*tasks.c)
+            )
+        else:
+            # SQLite: one writer at a time (BEGIN IMMEDIATE), nothing to skip.
+            statement = (
+                update(tasks)
+                .where(tasks.c.video_id.in_(due.scalar_subquery()))
+                .values(**lease)
+                .returning(*tasks.c)
+            )
         async with self._writing() as conn:
             rows = (await conn.execute(statement)).all()
             claimed = await _with_attempts(conn, rows)
         # RETURNING gives storage order; hand out the most overdue first.
         return sorted(claimed, key=lambda t: t.next_check_at or now)
+
+    async def events_for(
+        self, video_ids: Sequence[str], after_id: int, limit: int
+    ) -> list[TaskEvent]:
+        if not video_ids:
+            return []
+        query = (
+            select(task_events)
+            .where(task_events.c.video_id.in_(video_ids), task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+            .limit(limit)
+        )
+        async with self._reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(row) for row in rows]
 
 
 # -- mapping -------------------------------------------------------------------------------
