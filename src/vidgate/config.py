@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)  # PostgreSQL connections per process
     db_max_overflow: int = Field(default=10, ge=0)  # ... plus this many in bursts
     redis_url: str | None = None  # set: events cross processes through Redis
+    event_poll_seconds: float = Field(default=1.0, gt=0)  # WebSocket catch-up if a wake-up is lost
     config: Path | None = None  # TOML file with [[providers]]
     public_url: str | None = None  # how browsers reach this server; default from --host/--port
     sim_job_seconds: float = Field(default=10.0, gt=0)

@@ -31,7 +31,10 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(
-            settings, public_url=public_url, engine=role in ("worker", "all")
+            settings,
+            public_url=public_url,
+            api=role in ("api", "all"),
+            engine=role in ("worker", "all"),
         )
         app.state.runtime = runtime
         try:

@@ -11,7 +11,7 @@ from vidgate.api.hub import Hub
 from vidgate.config import DEFAULT_MODELS, ProviderConfig, Settings
 from vidgate.engine.engine import Engine, EngineConfig
 from vidgate.events.base import EventBus
-from vidgate.events.memory import InProcessBus
+from vidgate.events.factory import open_bus
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import TaskService
 from vidgate.store.sql import SqlTaskStore
@@ -27,14 +27,15 @@ class Runtime:
     bus: EventBus
     providers: ProviderRegistry
     service: TaskService
-    hub: Hub
+    hub: Hub | None  # None in a worker: it serves no WebSocket
     engine: Engine | None = None
     simulator: Any = None  # vidgate.simulator.server.RunningSimulator in demo mode
     _closers: list[Any] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
-        for name, probe in (("database", self.store.ping), ("eventBus", self.bus.ping)):
+        bus_name = "redis" if self.settings.redis_url else "eventBus"
+        for name, probe in (("database", self.store.ping), (bus_name, self.bus.ping)):
             try:
                 await asyncio.wait_for(probe(), timeout=2.0)
                 checks[name] = "ok"
@@ -46,7 +47,8 @@ class Runtime:
         if self.engine is not None:
             await self.engine.stop(self.settings.drain_seconds)
         await self.service.drain()
-        await self.hub.close()
+        if self.hub is not None:
+            await self.hub.close()
         await self.providers.aclose()
         await self.bus.close()
         await self.store.close()
@@ -54,7 +56,9 @@ class Runtime:
             await self.simulator.stop()
 
 
-async def open_runtime(settings: Settings, *, public_url: str, engine: bool = True) -> Runtime:
+async def open_runtime(
+    settings: Settings, *, public_url: str, api: bool = True, engine: bool = True
+) -> Runtime:
     simulator = None
     provider_configs = list(settings.providers)
     if settings.demo_mode:
@@ -78,13 +82,15 @@ async def open_runtime(settings: Settings, *, public_url: str, engine: bool = Tr
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    bus = InProcessBus()
+    bus = open_bus(settings)
     providers = ProviderRegistry.from_configs(provider_configs)
     service = TaskService(
         store=store, bus=bus, providers=providers, deadline_seconds=settings.task_deadline_seconds
     )
-    hub = Hub(store)
-    hub.attach(bus)
+    hub = None
+    if api:
+        hub = Hub(store, poll_seconds=settings.event_poll_seconds)
+        hub.attach(bus)
     runtime = Runtime(
         settings=settings,
         public_url=public_url,

@@ -74,6 +74,7 @@ async def websocket_endpoint(socket: WebSocket) -> None:
     runtime: Runtime = socket.app.state.runtime
     user = await current_user()
     hub, service = runtime.hub, runtime.service
+    assert hub is not None, "the WebSocket route is only mounted where a hub runs"
     await socket.accept()
     sub = Subscriber()
     sender = asyncio.create_task(_sender(socket, sub))

@@ -1,1 +1,1 @@
-"""Event delivery: the ``EventBus`` port and its in-process adapter."""
+"""Event delivery: the ``EventBus`` port, its in-process and Redis adapters, ``open_bus``."""

@@ -6,12 +6,18 @@ import logging
 from collections.abc import Callable
 
 from vidgate.domain.events import TaskEvent
-from vidgate.events.base import Listener
+from vidgate.events.base import Listener, Reconnected
 
 logger = logging.getLogger(__name__)
 
 
 class InProcessBus:
+    """Hands each published ``TaskEvent`` to the listeners, inline.
+
+    Nothing can be lost between publisher and listener here, so ``on_reconnect`` is
+    accepted for the port's sake and never called.
+    """
+
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
 
@@ -22,7 +28,9 @@ class InProcessBus:
             except Exception:  # one broken listener must not starve the others
                 logger.exception("event listener failed for event %d", event.id)
 
-    def listen(self, listener: Listener) -> Callable[[], None]:
+    def listen(
+        self, listener: Listener, *, on_reconnect: Reconnected | None = None
+    ) -> Callable[[], None]:
         self._listeners.append(listener)
 
         def stop() -> None:
