@@ -43,7 +43,8 @@ def start_vidgate(tmp_path: Path, database_url: str) -> Iterator[StartVidgate]:
     started: list[VidgateServer] = []
 
     def start(**options: Any) -> VidgateServer:
-        options.setdefault("database_url", database_url)
+        if "db" not in options:  # a test naming its own SQLite file keeps it
+            options.setdefault("database_url", database_url)
         server = launch_vidgate(tmp_path, **options)
         started.append(server)
         return server

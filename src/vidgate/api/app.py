@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -20,6 +24,30 @@ STATIC = resources.files("vidgate.web") / "static"
 
 
 Role = Literal["api", "worker", "all"]
+logger = logging.getLogger(__name__)
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """The chain of coroutines ``task`` is suspended in, outermost first."""
+    where: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
+def _dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` logs where every asyncio task of the process is waiting."""
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            logger.warning("task %s waits in:\n%s", task.get_name(), "\n".join(_awaiting(task)))
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
 
 def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> FastAPI:
@@ -37,6 +65,7 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
             engine=role in ("worker", "all"),
         )
         app.state.runtime = runtime
+        _dump_tasks_on_sigusr1()
         try:
             yield
         finally:
