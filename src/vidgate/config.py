@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDGATE_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./data/vidgate.db"
+    migrate_on_start: bool = True  # false: run `vidgate migrate` yourself before starting
     db_pool_size: int = Field(default=10, ge=1)  # PostgreSQL connections per process
     db_max_overflow: int = Field(default=10, ge=0)  # ... plus this many in bursts
     redis_url: str | None = None  # set: events cross processes through Redis

@@ -9,6 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.databases import DATABASES
+
+
+@pytest.fixture(params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return str(request.param)
+
+
 VIDGATE = str(Path(sys.executable).with_name("vidgate"))
 VIDEO_ID = re.compile(r"^videoId\s+(video_[0-9a-f-]{36})$", re.MULTILINE)
 EXTERNAL_ID = re.compile(r"^externalVideoId\s+(\S+)$", re.MULTILINE)

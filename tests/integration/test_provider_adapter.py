@@ -7,8 +7,16 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.databases import DATABASES
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
+
+
+@pytest.fixture(params=DATABASES)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return str(request.param)
 
 
 def test_seed_upstream_with_prefix_key_alias_and_relative_url(

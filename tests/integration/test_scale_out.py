@@ -161,12 +161,6 @@ def assert_every_later_message(
     assert pushed[-1][1]["externalVideoId"] and pushed[-1][1]["videoId"] == video_id
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, issue 4 stays open: in some runs the worker started first begins its "
-    "first steps and never ends them (no error logged), so the other worker does all the "
-    "work; every task still completes, with no duplicate job and no overlapping steps",
-)
 def test_two_apis_and_two_workers_on_postgres_and_redis(
     tmp_path: Path,
     postgres_url: str,
@@ -204,6 +198,14 @@ def test_two_apis_and_two_workers_on_postgres_and_redis(
             server.stop()
 
 
+async def busy(worker: VidgateServer, *, steps: int) -> None:
+    """Wait until ``worker`` has begun ``steps`` steps (it claims tasks, not just idles)."""
+    deadline = time.monotonic() + 30
+    while len([e for e in step_lines(worker.log) if e["action"] == "step.begin"]) < steps:
+        assert time.monotonic() < deadline, "the worker never took any work"
+        await asyncio.sleep(0.1)
+
+
 async def run_load(
     database_url: str, apis: list[VidgateServer], workers: list[VidgateServer]
 ) -> datetime:
@@ -224,7 +226,9 @@ async def run_load(
             owner[video_id] = follower
             await follower.follow(video_id)
             if i == TASKS // 2:
-                workers[0].kill()  # mid-run, with tasks of every stage leased to it
+                # Mid-run, once it is busy, with tasks of every stage leased to it.
+                await busy(workers[0], steps=20)
+                workers[0].kill()
                 killed_at = datetime.now(UTC)
 
         deadline = time.monotonic() + 90

@@ -79,6 +79,7 @@ async def open_runtime(
         )
     store = await SqlTaskStore.open(
         settings.database_url,
+        migrate_schema=settings.migrate_on_start,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
