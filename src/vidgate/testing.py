@@ -101,16 +101,6 @@ def _attempt_row(attempt: Attempt) -> Attempt:
     )
 
 
-def _merge_attempts(
-    current: tuple[Attempt, ...], inserted: Attempt | None, updated: Attempt | None
-) -> tuple[Attempt, ...]:
-    merged = {a.number: a for a in current}
-    for item in (inserted, updated):
-        if item is not None:
-            merged[item.number] = item
-    return tuple(merged[n] for n in sorted(merged))
-
-
 class MemoryTaskStore:
     """A ``TaskStore`` in a few dicts, with ``SqlTaskStore``'s semantics.
 
@@ -226,7 +216,7 @@ class MemoryTaskStore:
             event = dataclasses.replace(event, id=next(self._event_ids))
             self._events.append(event)
             event = dataclasses.replace(event, payload=body)  # returned as given, as in SQL
-        merged = _merge_attempts(before.attempts, change.insert_attempt, change.update_attempt)
+        merged = change.merged_attempts()
         written = dataclasses.replace(after, version=version, attempts=merged)
         return Written(task=written, event=event)
 

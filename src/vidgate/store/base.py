@@ -37,6 +37,14 @@ class Write:
     update_attempt: Attempt | None = None
     event: tuple[EventType, dict[str, Any]] | None = None
 
+    def merged_attempts(self) -> tuple[Attempt, ...]:
+        """``before``'s attempts with this change's inserted and updated ones, by number."""
+        merged = {a.number: a for a in self.before.attempts}
+        for item in (self.insert_attempt, self.update_attempt):
+            if item is not None:
+                merged[item.number] = item
+        return tuple(merged[n] for n in sorted(merged))
+
 
 @dataclass(frozen=True, kw_only=True)
 class Written:

@@ -356,7 +356,7 @@ class SqlTaskStore:
                     timestamp_ms=stamp,
                     task_version=before.version + 1,
                 )
-        merged = _merge_attempts(before.attempts, change.insert_attempt, change.update_attempt)
+        merged = change.merged_attempts()
         written = dataclasses.replace(after, version=before.version + 1, attempts=merged)
         return Written(task=written, event=stored_event)
 
@@ -543,13 +543,3 @@ async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
         item = _attempt(attempt_row)
         by_task.setdefault(item.video_id, []).append(item)
     return [_task(row, by_task.get(row._mapping["video_id"], [])) for row in rows]
-
-
-def _merge_attempts(
-    current: tuple[Attempt, ...], inserted: Attempt | None, updated: Attempt | None
-) -> tuple[Attempt, ...]:
-    merged = {a.number: a for a in current}
-    for item in (inserted, updated):
-        if item is not None:
-            merged[item.number] = item
-    return tuple(merged[n] for n in sorted(merged))
