@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ import pytest
 import redis
 
 from tests.databases import fresh_sqlite, in_ci
+from tests.factories import new_task
 from tests.support import free_port
 from vidgate.api.hub import Hub, Subscriber
-from vidgate.domain import events, ids
+from vidgate.domain import events
 from vidgate.domain.events import TaskEvent
-from vidgate.domain.models import Task
 from vidgate.domain.status import TaskStatus
 from vidgate.events.base import BusUnavailable, EventBus, Wakeup
 from vidgate.events.factory import open_bus
@@ -142,23 +141,6 @@ async def nodes() -> AsyncIterator[list[Node]]:
     yield made
     for node in made:
         await node.close()
-
-
-async def new_task(store: TaskStore) -> str:
-    now = datetime.now(UTC)
-    task = Task(
-        video_id=ids.new_video_id(),
-        user_id="alice",
-        prompt="a cat on a skateboard",
-        model="sora-2",
-        seconds="4",
-        size="720x1280",
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + timedelta(minutes=30),
-    )
-    await store.create(task)
-    return task.video_id
 
 
 async def step(node: Node, video_id: str, progress: int) -> TaskEvent:

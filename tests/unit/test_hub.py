@@ -13,15 +13,14 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.factories import new_task
 from vidgate.api.hub import OVERLAP_POLLS, Hub, Subscriber
-from vidgate.domain import events, ids
+from vidgate.domain import events
 from vidgate.domain.events import TaskEvent
-from vidgate.domain.models import Task
 from vidgate.domain.status import TaskStatus
 from vidgate.events.base import EventBus, EventRef, Listener, Reconnected
 from vidgate.store.base import StoreUnavailable, Write
@@ -121,23 +120,6 @@ async def hub(store: CountingStore, bus: FakeBus) -> AsyncIterator[Hub]:
     hub.attach(bus)
     yield hub
     await hub.close()
-
-
-async def new_task(store: MemoryTaskStore) -> str:
-    now = datetime.now(UTC)
-    task = Task(
-        video_id=ids.new_video_id(),
-        user_id="alice",
-        prompt="a cat on a skateboard",
-        model="sora-2",
-        seconds="4",
-        size="720x1280",
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + timedelta(minutes=30),
-    )
-    await store.create(task)
-    return task.video_id
 
 
 async def advance(store: MemoryTaskStore, video_id: str, progress: int) -> TaskEvent:
