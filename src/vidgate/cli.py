@@ -1,4 +1,5 @@
-"""The ``vidgate`` command: serve, simulator, migrate, and a client (submit / status / list)."""
+"""The ``vidgate`` command: serve, simulator, migrate, API keys, and a client
+(submit / status / list)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from vidgate import cli_client
+from vidgate.auth import cli as keys_cli
 from vidgate.simulator import cli as simulator_cli
 
 app = typer.Typer(
@@ -92,6 +94,7 @@ def _run(*, role: Role, host: str, port: int, log_format: str, log_level: str) -
 
     from vidgate import logs
     from vidgate.api.app import create_app
+    from vidgate.auth.factory import check_config
     from vidgate.config import ConfigError, load_settings
 
     if log_format not in ("console", "json"):
@@ -99,6 +102,7 @@ def _run(*, role: Role, host: str, port: int, log_format: str, log_level: str) -
     logs.configure(fmt=log_format, level=log_level)
     try:
         settings = load_settings(log_format=log_format, log_level=log_level)
+        check_config(settings, host=host)  # auth: usable keys; mode none only on loopback
     except (ConfigError, ValueError) as exc:
         typer.echo(f"vidgate: configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -126,7 +130,7 @@ def _run(*, role: Role, host: str, port: int, log_format: str, log_level: str) -
         host=host,
         port=port,
         log_config=None,
-        ws_max_size=64 * 1024,
+        ws_max_size=settings.ws_max_message_bytes,
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
@@ -157,6 +161,7 @@ def migrate(
 
 
 app.command("simulator")(simulator_cli.command)
+app.add_typer(keys_cli.app, name="keys")
 app.command("submit")(cli_client.submit)
 app.command("status")(cli_client.status)
 app.command("list")(cli_client.list_tasks)

@@ -1,7 +1,9 @@
 """Client commands of the ``vidgate`` CLI: ``submit``, ``status`` and ``list``.
 
 They speak only the public contract (REST under ``/api/video`` and the ``/ws`` WebSocket), so
-they work against any vidgate deployment. Exit codes: 0 done (task COMPLETED when waiting),
+they work against any vidgate deployment. With authentication on, they send the API key or
+JWT from ``--token`` / ``VIDGATE_TOKEN`` as ``Authorization: Bearer`` (on the WebSocket too,
+never in its URL). Exit codes: 0 done (task COMPLETED when waiting),
 1 the task ended FAILED or CANCELLED, 2 the command could not do its job (bad usage, the server
 refused the request, or it could not be reached). Errors are one line on stderr, no traceback.
 """
@@ -74,6 +76,15 @@ class ClientError(Exception):
 ServerOption = Annotated[
     str, typer.Option("--server", envvar="VIDGATE_SERVER", help="Base URL of the vidgate server.")
 ]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="VIDGATE_TOKEN",
+        show_default=False,
+        help="API key or JWT, sent as 'Authorization: Bearer'.",
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the raw `data` of the answer as JSON.")
 ]
@@ -144,12 +155,17 @@ def _base_url(server: str) -> str:
 class _Api:
     """The REST half of the contract: unwraps ``{"success": ..., "data"/"error": ...}``."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, token: str | None = None) -> None:
         self.base = _base_url(server)
+        self.auth_headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(
             base_url=self.base + "/",
             timeout=httpx.Timeout(30.0, connect=5.0),
-            headers={"Accept": "application/json", "User-Agent": "vidgate-cli"},
+            headers={
+                "Accept": "application/json",
+                "User-Agent": "vidgate-cli",
+                **self.auth_headers,
+            },
         )
 
     def __enter__(self) -> Self:
@@ -224,7 +240,9 @@ def _pushed_status(kind: str, payload: dict[str, Any]) -> TaskStatus | None:
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-async def _follow(url: str, video_id: str, on_message: Listener) -> dict[str, Any]:
+async def _follow(
+    url: str, video_id: str, on_message: Listener, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Follow one task until a terminal message arrives; return that message's payload.
 
     Subscribes at connect (``?videoId=``); after a dropped connection it reconnects with
@@ -234,7 +252,7 @@ async def _follow(url: str, video_id: str, on_message: Listener) -> dict[str, An
     while True:
         reason = "closed by the server"
         try:
-            async with connect(url, open_timeout=10) as socket:
+            async with connect(url, open_timeout=10, additional_headers=headers) as socket:
                 async for raw in socket:
                     failures = 0
                     message = json.loads(raw)
@@ -300,7 +318,8 @@ def _wait(api: _Api, task: dict[str, Any], console: Console) -> dict[str, Any]:
                 description=_describe(status, payload.get("message")),
             )
 
-        final = asyncio.run(_follow(_ws_url(api.base, video_id), video_id, on_message))
+        url = _ws_url(api.base, video_id)
+        final = asyncio.run(_follow(url, video_id, on_message, api.auth_headers))
 
     try:
         return api.task(video_id)
@@ -330,6 +349,7 @@ def submit(
         bool, typer.Option("--wait/--no-wait", help="Follow the task live until it ends.")
     ] = False,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a video task and print both IDs; with --wait, follow it to the end."""
@@ -339,7 +359,7 @@ def submit(
     body = {"prompt": prompt, "model": model, "seconds": seconds.value, "size": size.value}
     video_id = ""
     try:
-        with _Api(server) as api:
+        with _Api(server, token) as api:
             task: dict[str, Any] = api.call("POST", "api/video/tasks", body=body)
             video_id = str(task["videoId"])
             if not wait:
@@ -379,11 +399,12 @@ def submit(
 def status(
     video_id: Annotated[str, typer.Argument(help="vidgate's task id, video_...")],
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show one task: both IDs, status, progress, video URL, error and attempts."""
     try:
-        with _Api(server) as api:
+        with _Api(server, token) as api:
             task = api.task(video_id)
     except ClientError as exc:
         _fail(str(exc))
@@ -402,6 +423,7 @@ def list_tasks(
         str | None, typer.Option(help="Continue after a previous page (its nextCursor).")
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """List your tasks, newest first."""
@@ -411,7 +433,7 @@ def list_tasks(
     if cursor:
         params["cursor"] = cursor
     try:
-        with _Api(server) as api:
+        with _Api(server, token) as api:
             page: dict[str, Any] = api.call("GET", "api/video/tasks", params=params)
     except ClientError as exc:
         _fail(str(exc))

@@ -7,13 +7,22 @@ provider's ``api_key_env`` names the environment variable that holds its key.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODELS = {
     "sora_video2": "sora-2",
@@ -36,7 +45,8 @@ class ProviderConfig(BaseModel):
     kind: Literal["openai"] = "openai"
     base_url: str  # with any path prefix, e.g. http://host:8000/sora/v1
     api_key: SecretStr | None = None
-    api_key_env: str | None = None
+    api_key_env: str | None = None  # the environment variable holding the key
+    api_key_file: Path | None = None  # or a file holding it (Docker / Kubernetes secrets)
     # client model -> upstream model, e.g. {"sora_video2": "sora-2"}
     models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
     # Whether the upstream returns the same job for a repeated Idempotency-Key.
@@ -81,11 +91,54 @@ class ProviderConfig(BaseModel):
             return self.api_key.get_secret_value()
         if self.api_key_env:
             return os.environ.get(self.api_key_env)
+        if self.api_key_file is not None:
+            return _read_secret(self.api_key_file)
         return None
 
 
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from exc
+
+
+class Limits(BaseModel):
+    """Per-user limits; None means no limit. Set for everyone (``[limits]``), per plan
+    (``[plans.NAME]``) or per user (``[users."ID"]``); the most specific setting wins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    active_tasks: int | None = Field(default=None, ge=1)  # QUEUED + SUBMITTED + PROCESSING
+    tasks_per_day: int | None = Field(default=None, ge=1)  # created in the last 24 h
+    requests_per_minute: int | None = Field(default=None, ge=1)  # authenticated API calls
+
+    def over(self, more: Limits) -> Limits:
+        """These limits with the fields ``more`` sets explicitly replaced."""
+        return self.model_copy(update={k: getattr(more, k) for k in more.model_fields_set})
+
+
+class UserLimits(Limits):
+    plan: str | None = None
+
+
+def _comma_list(value: object) -> object:
+    """``a,b`` or a JSON list, from an environment variable."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIDGATE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="VIDGATE_", env_nested_delimiter="__", extra="ignore"
+    )
 
     database_url: str = "sqlite+aiosqlite:///./data/vidgate.db"
     migrate_on_start: bool = True  # false: run `vidgate migrate` yourself before starting
@@ -105,12 +158,66 @@ class Settings(BaseSettings):
     default_model: str = "sora_video2"
     providers: list[ProviderConfig] = Field(default_factory=list)
 
+    # Authentication (docs/SECURITY.md). "none" is for development: one local user, and
+    # `serve` refuses a non-loopback address unless allow_remote_without_auth is set.
+    auth_mode: Literal["none", "apikey", "jwt"] = "none"
+    allow_remote_without_auth: bool = False
+    admin_users: CommaList = Field(default_factory=list)  # user ids with the admin role
+    jwt_secret: SecretStr | None = None  # HS256
+    jwt_secret_file: Path | None = None
+    jwt_public_key_file: Path | None = None  # RS256, PEM
+    jwt_jwks_file: Path | None = None  # a JSON Web Key Set, keys chosen by `kid`
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_admin_role: str = "vidgate:admin"  # in the token's `roles` list or `scope` string
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0)
+
+    # Per-user limits (plans and users come from the TOML file).
+    limits: Limits = Field(default_factory=Limits)
+    plans: dict[str, Limits] = Field(default_factory=dict)
+    users: dict[str, UserLimits] = Field(default_factory=dict)
+
+    # Create: how long an Idempotency-Key is remembered (at least the IETF draft's 24 h).
+    idempotency_ttl_hours: float = Field(default=24.0, ge=24)
+
+    # Hostile input.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    input_reference_allow_private: bool = False  # allow loopback / private / link-local
+    cors_origins: CommaList = Field(default_factory=list)  # e.g. https://app.example.com
+
     @model_validator(mode="after")
     def _unique_providers(self) -> Settings:
         names = [p.name for p in self.providers]
         if len(names) != len(set(names)):
             raise ValueError("provider names must be unique")
         return self
+
+    @model_validator(mode="after")
+    def _plans_exist(self) -> Settings:
+        for user, limits in self.users.items():
+            if limits.plan is not None and limits.plan not in self.plans:
+                raise ValueError(f"user {user!r} names the unknown plan {limits.plan!r}")
+        return self
+
+    def limits_for(self, user_id: str) -> Limits:
+        """The limits that apply to ``user_id``: everyone's, then the plan's, then the user's."""
+        user = self.users.get(user_id)
+        if user is None:
+            return self.limits
+        limits = self.limits
+        if user.plan is not None:
+            limits = limits.over(self.plans[user.plan])
+        mine = Limits(**{k: getattr(user, k) for k in user.model_fields_set if k != "plan"})
+        return limits.over(mine)
+
+    def jwt_key_material(self) -> str | None:
+        """The HS256 secret, from the setting or its file (never logged)."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if self.jwt_secret_file is not None:
+            return _read_secret(self.jwt_secret_file)
+        return None
 
     @property
     def demo_mode(self) -> bool:
@@ -121,7 +228,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, plus providers from the TOML file if one is named."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    if settings.config is None or settings.providers:
+    if settings.config is None:
         return settings
     try:
         data = tomllib.loads(settings.config.read_text(encoding="utf-8"))
@@ -130,8 +237,18 @@ def load_settings(**overrides: object) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{settings.config} is not valid TOML: {exc}") from exc
     try:
-        return settings.model_copy(
-            update={"providers": [ProviderConfig(**p) for p in data.get("providers", [])]}
-        )
+        providers = [ProviderConfig(**p) for p in data.get("providers", [])]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{settings.config}: invalid provider: {exc}") from exc
+    try:
+        update: dict[str, Any] = {"providers": settings.providers or providers}
+        if "limits" in data:
+            update["limits"] = settings.limits.over(Limits(**data["limits"]))
+        update["plans"] = {k: Limits(**v) for k, v in data.get("plans", {}).items()}
+        update["users"] = {k: UserLimits(**v) for k, v in data.get("users", {}).items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{settings.config}: {exc}") from exc
+    try:
+        return Settings.model_validate({**settings.model_dump(), **update})
+    except ValueError as exc:
+        raise ConfigError(f"{settings.config}: {exc}") from exc

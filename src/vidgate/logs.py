@@ -4,12 +4,18 @@ Every task line names both IDs. ``ref(video_id, external_id)`` renders in the me
 the seed's short console form, ``video_e7a620c7-... (external: video_4df24bdc-...)``, and
 puts the full IDs in the record as ``videoId`` / ``externalVideoId`` fields, which the
 JSON format emits.
+
+Credentials never reach the output: ``RedactSecrets``, on the one handler, rewrites every
+record (uvicorn's included, whose WebSocket lines carry the query string) so that
+``token=...`` query values, ``Bearer ...`` values, vidgate API keys and anything shaped
+like a JWT read ``[REDACTED]``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +44,44 @@ def ref(video_id: str, external_id: str | None) -> TaskRef:
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+REDACTED = "[REDACTED]"
+_SECRETS = (
+    # ?token=... / &access_token=... in a URL or a query string
+    (re.compile(r"(token=)[^&\s\"'#]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    # Authorization: Bearer ... (any case)
+    (re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    # a vidgate API key, wherever it appears
+    (re.compile(r"\bvg_[0-9a-f]{12}_[A-Za-z0-9_-]+"), REDACTED),
+    # a JWT: three base64url segments, the first two starting as JSON objects do
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it carries replaced by ``[REDACTED]``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites the message, string fields and traceback of each record it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -52,7 +96,8 @@ class JsonFormatter(logging.Formatter):
                     value if isinstance(value, str | int | float | bool | None) else str(value)
                 )
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # RedactSecrets leaves the redacted traceback in exc_text.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -65,6 +110,7 @@ def configure(*, fmt: str = "console", level: str = "INFO") -> None:
     """Configure the root logger once, at the entry point (also uvicorn's loggers)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

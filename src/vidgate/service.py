@@ -8,30 +8,47 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from vidgate.domain import events, ids, transitions
 from vidgate.domain.errors import (
     Conflict,
     ContentUnavailable,
+    IdempotencyKeyReused,
     TaskAlreadyFinished,
     TaskNotCompleted,
     TaskNotFound,
     TaskNotRetryable,
+    TooManyRequests,
     UnknownModel,
     ValidationFailed,
 )
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
+from vidgate.engine.urls import ACCESS_PARAM
 from vidgate.events.base import EventBus
 from vidgate.logs import ref
 from vidgate.providers.base import ContentStream, UpstreamError
 from vidgate.providers.cleanup import delete_job
 from vidgate.providers.registry import ProviderRegistry
-from vidgate.store.base import BadCursor, Page, TaskStore, Write
+from vidgate.store.base import (
+    BadCursor,
+    Created,
+    IdempotencyClaim,
+    IdempotencyMismatch,
+    Page,
+    Quota,
+    QuotaReached,
+    TaskStore,
+    Write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +80,24 @@ class TaskService:
         providers: ProviderRegistry,
         deadline_seconds: float,
         on_work: Callable[[], None] = lambda: None,
+        quota_for: Callable[[str], Quota] = lambda _user: Quota(),
+        idempotency_ttl: timedelta = timedelta(hours=24),
     ) -> None:
         self.store = store
         self.bus = bus
         self.providers = providers
         self.deadline = timedelta(seconds=deadline_seconds)
         self.on_work = on_work
+        self.quota_for = quota_for
+        self.idempotency_ttl = idempotency_ttl
         self._background: set[asyncio.Task[bool]] = set()
 
-    async def create(self, user_id: str, new: NewTask) -> Task:
+    async def create(
+        self, user_id: str, new: NewTask, *, idempotency_key: str | None = None
+    ) -> Created:
+        """A new task, durable before this returns. With an ``idempotency_key`` the same
+        user's earlier task for the same key and request is returned instead
+        (``replayed``); the same key with another request is refused."""
         if self.providers.route(new.model) is None:
             raise UnknownModel(
                 f"Unknown model {new.model!r}.",
@@ -91,10 +117,31 @@ class TaskService:
             deadline_at=now + self.deadline,
             next_check_at=now,
         )
-        await self.store.create(task)  # engine rule 1: durable before we answer
+        claim = None
+        if idempotency_key is not None:
+            claim = IdempotencyClaim(
+                key=idempotency_key,
+                fingerprint=_fingerprint(new),
+                expires_at=now + self.idempotency_ttl,
+            )
+        try:
+            # Engine rule 1: durable before we answer.
+            created = await self.store.create(
+                task, idempotency=claim, quota=self.quota_for(user_id)
+            )
+        except IdempotencyMismatch as exc:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request; "
+                "use a new key for a new task.",
+                details={"videoId": exc.video_id},
+            ) from exc
+        except QuotaReached as exc:
+            raise _quota_error(exc) from exc
+        if created.replayed:
+            return created
         logger.info("created %s", ref(task.video_id, None), extra=ref(task.video_id, None).extra)
         self.on_work()
-        return task
+        return created
 
     async def get(self, user_id: str, video_id: str) -> Task:
         task = await self.store.get(video_id) if ids.is_video_id(video_id) else None
@@ -102,6 +149,22 @@ class TaskService:
         if task is None or task.user_id != user_id:
             raise TaskNotFound(video_id)
         return task
+
+    async def find_any(
+        self, admin_id: str, *, video_id: str | None, external_video_id: str | None
+    ) -> list[Task]:
+        """Any user's tasks with this videoId or upstream id: the admin's support lookup
+        (the caller has checked the admin role). Logged, as every cross-user read is."""
+        logger.info(
+            "admin %s looked up videoId=%s externalVideoId=%s",
+            admin_id,
+            video_id,
+            external_video_id,
+        )
+        if external_video_id is not None:
+            return await self.store.find_by_external_id(external_video_id)
+        task = await self.store.get(video_id) if video_id and ids.is_video_id(video_id) else None
+        return [] if task is None else [task]
 
     async def list(
         self, user_id: str, *, status: TaskStatus | None, limit: int, cursor: str | None
@@ -142,7 +205,13 @@ class TaskService:
             now = datetime.now(UTC)
             after = transitions.retry(task, now=now, deadline_at=now + self.deadline)
             after = dataclasses.replace(after, lease_owner=None, lease_until=None)
-            written = await self._write(task, after, attempt=_closed(task, now))
+            # A retried task is active again: it counts against the active-task limit
+            # (not the daily one, which counts tasks created).
+            quota = Quota(max_active=self.quota_for(user_id).max_active)
+            try:
+                written = await self._write(task, after, attempt=_closed(task, now), quota=quota)
+            except QuotaReached as exc:
+                raise _quota_error(exc) from exc
             if written is not None:
                 self.on_work()
                 return written
@@ -163,7 +232,20 @@ class TaskService:
         self, user_id: str, video_id: str, *, range_header: str | None
     ) -> ContentStream:
         """The video bytes through vidgate, for upstreams without a public URL."""
-        task = await self.get(user_id, video_id)
+        return await self._open_stream(await self.get(user_id, video_id), range_header)
+
+    async def open_stream_with_access(
+        self, video_id: str, access_token: str, *, range_header: str | None
+    ) -> ContentStream:
+        """The video bytes for whoever holds the ``access_token`` of its ``videoUrl``
+        (a ``<video>`` element cannot send credentials); a wrong token is answered like
+        a missing task."""
+        task = await self.store.get(video_id) if ids.is_video_id(video_id) else None
+        if task is None or not _grants(task.video_url, access_token):
+            raise TaskNotFound(video_id)
+        return await self._open_stream(task, range_header)
+
+    async def _open_stream(self, task: Task, range_header: str | None) -> ContentStream:
         if task.status is not TaskStatus.COMPLETED or task.external_id is None:
             raise TaskNotCompleted(
                 f"The task is {task.status}; its video is not ready.",
@@ -183,7 +265,12 @@ class TaskService:
             ) from exc
 
     async def _write(
-        self, before: Task, after: Task, *, attempt: Attempt | None = None
+        self,
+        before: Task,
+        after: Task,
+        *,
+        attempt: Attempt | None = None,
+        quota: Quota | None = None,
     ) -> Task | None:
         written = await self.store.write(
             Write(
@@ -191,6 +278,7 @@ class TaskService:
                 after=after,
                 update_attempt=attempt,
                 event=events.change(before, after),
+                quota=quota,
             )
         )
         if written is None:
@@ -215,6 +303,37 @@ class TaskService:
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _grants(video_url: str | None, access_token: str) -> bool:
+    """Whether ``access_token`` is the one in the task's own ``videoUrl``."""
+    if not video_url:
+        return False
+    issued = parse_qs(urlsplit(video_url).query).get(ACCESS_PARAM, [""])[0]
+    return bool(issued) and hmac.compare_digest(issued.encode(), access_token.encode())
+
+
+def _fingerprint(new: NewTask) -> str:
+    """What makes two creates "the same request" for an Idempotency-Key."""
+    canonical = json.dumps(dataclasses.asdict(new), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _quota_error(exc: QuotaReached) -> TooManyRequests:
+    if exc.which == "active":
+        return TooManyRequests(
+            f"You already have {exc.limit} unfinished tasks, the most allowed at once; "
+            "wait for one to finish or cancel one.",
+            code="ACTIVE_TASK_LIMIT",
+            retry_after=exc.retry_after,
+            details={"limit": exc.limit},
+        )
+    return TooManyRequests(
+        f"You have created {exc.limit} tasks in the last 24 hours, the most allowed.",
+        code="DAILY_TASK_LIMIT",
+        retry_after=exc.retry_after,
+        details={"limit": exc.limit, "window": "24 hours"},
+    )
 
 
 def _closed(task: Task, now: datetime) -> Attempt | None:

@@ -40,13 +40,20 @@ from vidgate.providers.base import (
     UpstreamNotFound,
 )
 from vidgate.store.base import (
+    DAY,
+    ApiKey,
+    Created,
+    IdempotencyClaim,
+    IdempotencyMismatch,
     Page,
+    Quota,
     StoreUnavailable,
     TaskStore,
     Write,
     Written,
     decode_cursor,
     encode_cursor,
+    enforce_quota,
 )
 
 __all__ = [
@@ -117,6 +124,9 @@ class MemoryTaskStore:
         self._jobs: dict[tuple[str, str], tuple[str, int]] = {}
         self._events: list[TaskEvent] = []
         self._event_ids = itertools.count(1)
+        # (user id, key) -> (fingerprint, video id, expires at)
+        self._idempotency: dict[tuple[str, str], tuple[str, str, datetime]] = {}
+        self._keys: dict[str, ApiKey] = {}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -179,11 +189,83 @@ class MemoryTaskStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def create(self, task: Task) -> None:
+    async def create(
+        self,
+        task: Task,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        quota: Quota | None = None,
+    ) -> Created:
         await asyncio.sleep(0)
+        now = task.created_at
+        if idempotency is not None:
+            held = self._idempotency.get((task.user_id, idempotency.key))
+            if held is not None and held[2] > now:
+                fingerprint, video_id, _ = held
+                if fingerprint != idempotency.fingerprint:
+                    raise IdempotencyMismatch(video_id)
+                if video_id in self._tasks:
+                    return Created(task=self._load(self._tasks[video_id]), replayed=True)
+        if quota is not None:
+            mine = [row for row in self._tasks.values() if row.user_id == task.user_id]
+            newest = sorted(
+                (row.created_at for row in mine if row.created_at > now - DAY), reverse=True
+            )
+            active = sum(1 for row in mine if row.status in ACTIVE)
+            enforce_quota(quota, active=active, newest=newest, now=now)
         if task.video_id in self._tasks:
             raise StoreUnavailable(f"a task {task.video_id!r} already exists")
         self._tasks[task.video_id] = _task_row(task)
+        if idempotency is not None:
+            self._idempotency[(task.user_id, idempotency.key)] = (
+                idempotency.fingerprint,
+                task.video_id,
+                idempotency.expires_at,
+            )
+        return Created(task=task)
+
+    async def purge_idempotency_keys(self, now: datetime) -> int:
+        await asyncio.sleep(0)
+        expired = [k for k, held in self._idempotency.items() if held[2] <= now]
+        for k in expired:
+            del self._idempotency[k]
+        return len(expired)
+
+    async def find_by_external_id(self, external_id: str) -> list[Task]:
+        await asyncio.sleep(0)
+        holders = {
+            video_id
+            for video_id, numbered in self._attempts.items()
+            if any(a.external_id == external_id for a in numbered.values())
+        }
+        found = [self._load(self._tasks[v]) for v in holders if v in self._tasks]
+        return sorted(found, key=lambda t: t.created_at, reverse=True)
+
+    # -- API keys --------------------------------------------------------------------------
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await asyncio.sleep(0)
+        if key.key_id in self._keys:
+            raise StoreUnavailable(f"an API key {key.key_id!r} already exists")
+        self._keys[key.key_id] = key
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        await asyncio.sleep(0)
+        return self._keys.get(key_id)
+
+    async def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        await asyncio.sleep(0)
+        keys = [k for k in self._keys.values() if user_id is None or k.user_id == user_id]
+        return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
+        await asyncio.sleep(0)
+        key = self._keys.get(key_id)
+        if key is None:
+            return False
+        if key.revoked_at is None:
+            self._keys[key_id] = dataclasses.replace(key, revoked_at=at)
+        return True
 
     async def write(self, change: Write) -> Written | None:
         await asyncio.sleep(0)
@@ -193,6 +275,11 @@ class MemoryTaskStore:
             return None
         if change.fence is not None and row.lease_owner != change.fence:
             return None
+        if change.quota is not None:
+            active = sum(
+                1 for r in self._tasks.values() if r.user_id == row.user_id and r.status in ACTIVE
+            )
+            enforce_quota(change.quota, active=active, newest=[], now=after.updated_at)
         version = before.version + 1
         new_row = _task_row(dataclasses.replace(after, video_id=before.video_id, version=version))
         attempts = self._attempt_rows(change)

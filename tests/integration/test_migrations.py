@@ -26,7 +26,7 @@ from vidgate.store import migrate
 from vidgate.store.schema import metadata
 from vidgate.store.sql import SqlTaskStore, make_engine
 
-TABLES = {"tasks", "attempts", "task_events"}
+TABLES = {"tasks", "attempts", "task_events", "api_keys", "idempotency_keys"}
 INDEXES = {
     "tasks": {"ix_tasks_due", "ix_tasks_user_created"},
     "task_events": {"ix_task_events_video"},

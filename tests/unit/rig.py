@@ -90,7 +90,7 @@ class Rig:
         self.engines.remove(engine)
 
     async def create(self, new: NewTask = NEW) -> Task:
-        return await self.service.create(USER, new)
+        return (await self.service.create(USER, new)).task
 
     async def get(self, video_id: str) -> Task:
         task = await self.store.get(video_id)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from vidgate.config import ConfigError, ProviderConfig, load_settings
-from vidgate.engine.urls import choose_video_url, stream_url
+from vidgate.engine.urls import stream_url
 from vidgate.providers.openai import OpenAIVideosProvider, parse_retry_after, resolve_url
 from vidgate.providers.registry import ProviderRegistry
 
@@ -34,16 +34,12 @@ def test_resolve_url(base: str, url: str, expected: str | None) -> None:
     assert resolve_url(base, url) == expected
 
 
-def test_video_url_choice() -> None:
-    own = stream_url("http://gw:8000/", "video_1")
-    assert own == "http://gw:8000/api/video/tasks/video_1/stream"
-    up = "http://up/videos/x.mp4"
-    common = {"public_url": "http://gw:8000", "video_id": "video_1"}
-    assert choose_video_url(content_mode="auto", upstream_url=up, **common) == up
-    assert choose_video_url(content_mode="auto", upstream_url=None, **common) == own
-    assert choose_video_url(content_mode="proxy", upstream_url=up, **common) == own
-    assert choose_video_url(content_mode="url", upstream_url=up, **common) == up
-    assert choose_video_url(content_mode="url", upstream_url=None, **common) is None
+def test_stream_url() -> None:
+    assert (
+        stream_url("http://gw:8000/", "video_1") == "http://gw:8000/api/video/tasks/video_1/stream"
+    )
+    signed = stream_url("http://gw:8000", "video_1", access_token="abc")
+    assert signed == "http://gw:8000/api/video/tasks/video_1/stream?access_token=abc"
 
 
 @pytest.mark.parametrize(

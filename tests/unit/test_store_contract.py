@@ -31,7 +31,17 @@ from vidgate.domain import ids
 from vidgate.domain.events import EventType
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
-from vidgate.store.base import BadCursor, StoreUnavailable, TaskStore, Write
+from vidgate.store.base import (
+    ApiKey,
+    BadCursor,
+    IdempotencyClaim,
+    IdempotencyMismatch,
+    Quota,
+    QuotaReached,
+    StoreUnavailable,
+    TaskStore,
+    Write,
+)
 from vidgate.store.sql import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
@@ -791,3 +801,131 @@ def test_pool_options_reach_the_postgres_engine() -> None:
 )
 def test_async_url_takes_the_urls_people_write(given: str, used: str) -> None:
     assert async_url(given) == used
+
+
+# -- idempotent create, quotas, support lookup, API keys ---------------------------------
+
+
+def claim(key: str = "key-1", fingerprint: str = "f1", ttl_hours: float = 24) -> IdempotencyClaim:
+    return IdempotencyClaim(
+        key=key, fingerprint=fingerprint, expires_at=T0 + timedelta(hours=ttl_hours)
+    )
+
+
+async def test_idempotent_create_replays_the_first_task(store: TaskStore) -> None:
+    first = await store.create(make_task(), idempotency=claim())
+    again = await store.create(make_task(), idempotency=claim())
+    assert not first.replayed
+    assert again.replayed
+    assert again.task.video_id == first.task.video_id
+    page = await store.list_page(user_id="alice", status=None, limit=10, cursor=None)
+    assert [t.video_id for t in page.items] == [first.task.video_id]
+
+
+async def test_same_key_other_request_is_refused(store: TaskStore) -> None:
+    first = await store.create(make_task(), idempotency=claim(fingerprint="f1"))
+    with pytest.raises(IdempotencyMismatch) as refused:
+        await store.create(make_task(), idempotency=claim(fingerprint="f2"))
+    assert refused.value.video_id == first.task.video_id
+    page = await store.list_page(user_id="alice", status=None, limit=10, cursor=None)
+    assert len(page.items) == 1
+
+
+async def test_idempotency_keys_are_per_user(store: TaskStore) -> None:
+    alices = await store.create(make_task(), idempotency=claim())
+    bobs = await store.create(make_task(user_id="bob"), idempotency=claim())
+    assert not bobs.replayed
+    assert bobs.task.video_id != alices.task.video_id
+
+
+async def test_an_expired_key_starts_a_new_task_and_purge_forgets_it(store: TaskStore) -> None:
+    first = await store.create(make_task(), idempotency=claim(ttl_hours=1))
+    later = at(2 * 3600)
+    second = await store.create(
+        make_task(created_at=later, updated_at=later), idempotency=claim(fingerprint="other")
+    )
+    assert not second.replayed
+    assert second.task.video_id != first.task.video_id
+    # the key now belongs to the second task until T0 + 24 h
+    assert await store.purge_idempotency_keys(at(3 * 3600)) == 0
+    assert await store.purge_idempotency_keys(T0 + timedelta(hours=25)) == 1
+
+
+async def test_concurrent_creates_with_one_key_store_one_task(store: TaskStore) -> None:
+    results = await asyncio.gather(
+        *(store.create(make_task(), idempotency=claim()) for _ in range(20))
+    )
+    assert sum(not r.replayed for r in results) == 1
+    assert len({r.task.video_id for r in results}) == 1
+    page = await store.list_page(user_id="alice", status=None, limit=50, cursor=None)
+    assert len(page.items) == 1
+
+
+async def test_active_task_quota(store: TaskStore) -> None:
+    quota = Quota(max_active=2)
+    first = (await store.create(make_task(), quota=quota)).task
+    await store.create(make_task(), quota=quota)
+    await store.create(make_task(user_id="bob"), quota=quota)  # bob's count is his own
+    with pytest.raises(QuotaReached) as reached:
+        await store.create(make_task(), quota=quota)
+    assert (reached.value.which, reached.value.limit) == ("active", 2)
+    assert reached.value.retry_after > 0
+    done = dataclasses.replace(first, status=TaskStatus.COMPLETED, progress=100)
+    assert await store.write(Write(before=first, after=done)) is not None
+    await store.create(make_task(), quota=quota)  # room again
+
+
+async def test_daily_quota_frees_up_as_the_window_moves(store: TaskStore) -> None:
+    quota = Quota(max_per_day=2)
+
+    def made(seconds: float) -> Task:
+        return make_task(created_at=at(seconds), updated_at=at(seconds))
+
+    await store.create(made(0), quota=quota)
+    await store.create(made(10), quota=quota)
+    with pytest.raises(QuotaReached) as reached:
+        await store.create(made(20), quota=quota)
+    assert reached.value.which == "daily"
+    assert reached.value.retry_after == pytest.approx(24 * 3600 - 20)
+    await store.create(made(24 * 3600 + 1), quota=quota)  # the first left the window
+
+
+async def test_find_by_external_id(store: TaskStore) -> None:
+    task = await created(store)
+    attempt = make_attempt(task, external_id="video_ext_1", state=AttemptState.SUBMITTED)
+    after = dataclasses.replace(task, external_id="video_ext_1", provider="fake", attempt=1)
+    assert await store.write(Write(before=task, after=after, insert_attempt=attempt)) is not None
+    await created(store)  # another task
+    found = await store.find_by_external_id("video_ext_1")
+    assert [t.video_id for t in found] == [task.video_id]
+    assert found[0].attempts[0].external_id == "video_ext_1"
+    assert await store.find_by_external_id("video_ext_2") == []
+
+
+async def test_api_keys(store: TaskStore) -> None:
+    keys: Any = store
+    key = ApiKey(key_id="k1", user_id="alice", secret_hash="h" * 64, label="ci", created_at=T0)
+    await keys.add_api_key(key)
+    await keys.add_api_key(dataclasses.replace(key, key_id="k2", user_id="bob", admin=True))
+    assert await keys.get_api_key("k1") == key
+    assert await keys.get_api_key("nope") is None
+    assert [k.key_id for k in await keys.list_api_keys()] == ["k1", "k2"]
+    assert [k.key_id for k in await keys.list_api_keys("bob")] == ["k2"]
+    assert (await keys.get_api_key("k2")).admin is True
+    assert await keys.revoke_api_key("k1", at=at(5)) is True
+    assert await keys.revoke_api_key("k1", at=at(9)) is True  # already revoked: kept as is
+    assert (await keys.get_api_key("k1")).revoked_at == at(5)
+    assert await keys.revoke_api_key("nope", at=at(5)) is False
+
+
+async def test_a_write_with_a_quota_is_refused_at_the_limit(store: TaskStore) -> None:
+    quota = Quota(max_active=1)
+    done = await created(store, status=TaskStatus.CANCELLED)
+    await store.create(make_task(), quota=quota)  # the one active task allowed
+    again = dataclasses.replace(done, status=TaskStatus.QUEUED, updated_at=at(5))
+    with pytest.raises(QuotaReached) as reached:
+        await store.write(Write(before=done, after=again, quota=quota))
+    assert reached.value.which == "active"
+    assert (await store.get(done.video_id)).status is TaskStatus.CANCELLED  # type: ignore[union-attr]
+    await store.write(Write(before=done, after=again, quota=Quota(max_active=2)))
+    assert (await store.get(done.video_id)).status is TaskStatus.QUEUED  # type: ignore[union-attr]

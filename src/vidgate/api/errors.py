@@ -49,7 +49,9 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _vidgate_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VidgateError)
-    return envelope(exc.http_status, exc.code, exc.message, exc.details)
+    response = envelope(exc.http_status, exc.code, exc.message, exc.details)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from vidgate.api.deps import CurrentUser, RuntimeDep, ServiceDep
+from vidgate.api.deps import (
+    AdminPrincipal,
+    CurrentUser,
+    RuntimeDep,
+    ServiceDep,
+    current_principal,
+)
 from vidgate.api.schemas import (
     ContentView,
     CreateTask,
     Envelope,
     ErrorEnvelope,
+    TaskList,
     TaskPage,
     TaskView,
 )
+from vidgate.domain.errors import InvalidIdempotencyKey, ValidationFailed
 from vidgate.domain.status import TaskStatus
 from vidgate.service import NewTask
+
+MAX_IDEMPOTENCY_KEY = 255
 
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -35,9 +45,22 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     tags=["tasks"],
 )
 async def create_task(
-    body: CreateTask, service: ServiceDep, user: CurrentUser, runtime: RuntimeDep
+    body: CreateTask,
+    service: ServiceDep,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes a retried create safe: the same key and body give the same "
+            "task (with `Idempotent-Replayed: true`) for 24 h; the same key with another "
+            "body is refused with 422 IDEMPOTENCY_KEY_REUSED.",
+        ),
+    ] = None,
 ) -> Envelope[TaskView]:
-    task = await service.create(
+    created = await service.create(
         user,
         NewTask(
             prompt=body.prompt,
@@ -46,8 +69,25 @@ async def create_task(
             size=body.size,
             input_reference=body.input_reference,
         ),
+        idempotency_key=_idempotency_key(idempotency_key),
     )
-    return Envelope(data=TaskView.of(task))
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return Envelope(data=TaskView.of(created.task))
+
+
+def _idempotency_key(raw: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header: the IETF draft's quoted string, or the
+    bare token most clients send."""
+    if raw is None:
+        return None
+    key = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+        raise InvalidIdempotencyKey(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+            details={"field": "Idempotency-Key"},
+        )
+    return key
 
 
 @router.get("/api/video/tasks", response_model=Envelope[TaskPage], tags=["tasks"])
@@ -102,11 +142,25 @@ async def get_content(
 async def stream_content(
     video_id: str,
     service: ServiceDep,
-    user: CurrentUser,
+    request: Request,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="The token in the task's `videoUrl`: lets a `<video>` element, "
+            "which cannot send credentials, play the video.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """The video through vidgate (Range forwarded), for upstreams without a public URL."""
-    stream = await service.open_stream(user, video_id, range_header=range_header)
+    if access_token is not None:
+        stream = await service.open_stream_with_access(
+            video_id, access_token, range_header=range_header
+        )
+    else:
+        principal = await current_principal(request, None)
+        stream = await service.open_stream(principal.user_id, video_id, range_header=range_header)
     headers = dict(stream.headers)
     headers.setdefault("accept-ranges", "bytes")
     headers["cache-control"] = "private, max-age=300"
@@ -136,3 +190,27 @@ async def cancel_task(video_id: str, service: ServiceDep, user: CurrentUser) -> 
 )
 async def retry_task(video_id: str, service: ServiceDep, user: CurrentUser) -> Envelope[TaskView]:
     return Envelope(data=TaskView.of(await service.retry(user, video_id)))
+
+
+@router.get(
+    "/api/admin/tasks",
+    response_model=Envelope[TaskList],
+    responses={403: {"model": ErrorEnvelope, "description": "ADMIN_REQUIRED"}},
+    tags=["admin"],
+)
+async def admin_find_tasks(
+    service: ServiceDep,
+    admin: AdminPrincipal,
+    video_id: Annotated[str | None, Query(alias="videoId", max_length=128)] = None,
+    external_video_id: Annotated[str | None, Query(alias="externalVideoId", max_length=255)] = None,
+) -> Envelope[TaskList]:
+    """Support: find a task of any user by vidgate's id or by the upstream's (admin role)."""
+    if (video_id is None) == (external_video_id is None):
+        raise ValidationFailed(
+            "Give exactly one of videoId and externalVideoId.",
+            details={"fields": [{"field": "videoId", "problem": "exactly one id is needed"}]},
+        )
+    found = await service.find_any(
+        admin.user_id, video_id=video_id, external_video_id=external_video_id
+    )
+    return Envelope(data=TaskList(items=[TaskView.of(t) for t in found]))

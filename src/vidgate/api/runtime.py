@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vidgate.api.hub import Hub
+from vidgate.api.ratelimit import RequestLimiter, open_limiter
+from vidgate.auth.base import Authenticator
+from vidgate.auth.factory import open_authenticator
 from vidgate.config import DEFAULT_MODELS, ProviderConfig, Settings
 from vidgate.engine.engine import Engine, EngineConfig
 from vidgate.events.base import EventBus
 from vidgate.events.factory import open_bus
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import TaskService
+from vidgate.store.base import Quota
 from vidgate.store.sql import SqlTaskStore
 
 logger = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 600.0  # forget expired Idempotency-Keys this often
 
 
 @dataclass(kw_only=True)
@@ -28,6 +36,8 @@ class Runtime:
     providers: ProviderRegistry
     service: TaskService
     hub: Hub | None  # None in a worker: it serves no WebSocket
+    authenticator: Authenticator
+    limiter: RequestLimiter
     engine: Engine | None = None
     simulator: Any = None  # vidgate.simulator.server.RunningSimulator in demo mode
     _closers: list[Any] = field(default_factory=list)
@@ -44,12 +54,17 @@ class Runtime:
         return checks
 
     async def close(self) -> None:
+        for closer in self._closers:
+            closer.cancel()
+        await asyncio.gather(*self._closers, return_exceptions=True)
         if self.engine is not None:
             await self.engine.stop(self.settings.drain_seconds)
         await self.service.drain()
         if self.hub is not None:
             await self.hub.close()
         await self.providers.aclose()
+        await self.authenticator.close()
+        await self.limiter.close()
         await self.bus.close()
         await self.store.close()
         if self.simulator is not None:
@@ -85,8 +100,18 @@ async def open_runtime(
     )
     bus = open_bus(settings)
     providers = ProviderRegistry.from_configs(provider_configs)
+
+    def quota_for(user_id: str) -> Quota:
+        limits = settings.limits_for(user_id)
+        return Quota(max_active=limits.active_tasks, max_per_day=limits.tasks_per_day)
+
     service = TaskService(
-        store=store, bus=bus, providers=providers, deadline_seconds=settings.task_deadline_seconds
+        store=store,
+        bus=bus,
+        providers=providers,
+        deadline_seconds=settings.task_deadline_seconds,
+        quota_for=quota_for,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
     hub = None
     if api:
@@ -100,8 +125,12 @@ async def open_runtime(
         providers=providers,
         service=service,
         hub=hub,
+        authenticator=open_authenticator(settings, store),
+        limiter=open_limiter(settings),
         simulator=simulator,
     )
+    if api:
+        runtime._closers.append(asyncio.create_task(_purge_idempotency_keys(store)))
     if engine:
         runtime.engine = Engine(
             store=store,
@@ -116,3 +145,13 @@ async def open_runtime(
         service.on_work = runtime.engine.wake
         runtime.engine.start()
     return runtime
+
+
+async def _purge_idempotency_keys(store: SqlTaskStore) -> None:
+    """Expired Idempotency-Keys are ignored on use; this keeps their table small."""
+    while True:
+        with contextlib.suppress(Exception):
+            purged = await store.purge_idempotency_keys(datetime.now(UTC))
+            if purged:
+                logger.debug("forgot %d expired idempotency keys", purged)
+        await asyncio.sleep(PURGE_EVERY_SECONDS)

@@ -134,6 +134,10 @@ class TaskPage(Camel):
     next_cursor: str | None
 
 
+class TaskList(Camel):
+    items: list[TaskView]
+
+
 class ContentView(Camel):
     video_id: str
     external_video_id: str | None

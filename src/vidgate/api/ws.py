@@ -1,8 +1,17 @@
-"""The WebSocket endpoint ``/ws`` (API.md "WebSocket")."""
+"""The WebSocket endpoint ``/ws`` (API.md "WebSocket").
+
+Authentication comes first: a token in the ``token`` query parameter, in an
+``Authorization: Bearer`` header, or else in a first message ``{"type": "auth",
+"token": "..."}`` within ``AUTH_TIMEOUT_SECONDS`` (answered ``authenticated``). A missing
+or bad token, or a user over their request rate, gets an ``error`` message with the code,
+then a close with 1008 (policy violation) and the code as the reason. Subscriptions are
+scoped to the authenticated user: another user's task answers TASK_NOT_FOUND.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -10,16 +19,20 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from vidgate.api.deps import current_user
 from vidgate.api.hub import Hub, Subscriber, now_ms
 from vidgate.api.runtime import Runtime
-from vidgate.domain.errors import VidgateError
+from vidgate.auth.base import Principal
+from vidgate.auth.factory import bearer_token
+from vidgate.domain.errors import TooManyRequests, Unauthenticated, VidgateError
 from vidgate.service import TaskService
+from vidgate.store.base import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
-MAX_MESSAGE_BYTES = 64 * 1024
+AUTH_TIMEOUT_SECONDS = 10.0
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -69,13 +82,84 @@ async def _receive(socket: WebSocket) -> str:
     return bytes(frame.get("bytes") or b"").decode("utf-8", errors="replace")
 
 
+async def _auth_message(socket: WebSocket, max_bytes: int) -> str:
+    """The token of the first message, which must be ``{"type": "auth", "token": ...}``."""
+    try:
+        raw = await asyncio.wait_for(_receive(socket), AUTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise Unauthenticated(
+            f"No token: send it in the token query parameter, an Authorization header, or a "
+            f'first message {{"type": "auth", "token": ...}} within {AUTH_TIMEOUT_SECONDS:.0f} s.'
+        ) from None
+    message: object = None
+    if len(raw.encode()) <= max_bytes:
+        with contextlib.suppress(ValueError):
+            message = json.loads(raw)
+    token = message.get("token") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or message.get("type") != "auth" or not token:
+        raise Unauthenticated(
+            'Authenticate first: the first message must be {"type": "auth", "token": ...}.'
+        )
+    if not isinstance(token, str):
+        raise Unauthenticated("The auth message's token must be a string.")
+    return token
+
+
+async def _authenticate(socket: WebSocket, runtime: Runtime, max_bytes: int) -> Principal | None:
+    """The caller, or None once it has been told why not and the socket is closed."""
+    settings = runtime.settings
+    by_message = False
+    try:
+        token = None
+        if settings.auth_mode != "none":  # mode none ignores whatever is sent
+            token = socket.query_params.get("token") or bearer_token(
+                socket.headers.get("authorization")
+            )
+            if token is None:
+                token = await _auth_message(socket, max_bytes)
+                by_message = True
+        principal = await runtime.authenticator.authenticate(token)
+        limits = settings.limits_for(principal.user_id)
+        await runtime.limiter.check(principal.user_id, limits.requests_per_minute)
+    except (Unauthenticated, TooManyRequests) as exc:
+        extra = {"retryAfterSeconds": exc.retry_after} if isinstance(exc, TooManyRequests) else {}
+        await socket.send_json(_error(exc.code, exc.message, **extra))
+        await socket.close(code=POLICY_VIOLATION, reason=exc.code)
+        return None
+    except StoreUnavailable as exc:
+        logger.error("WebSocket authentication failed: database unavailable: %s", exc)
+        await socket.send_json(
+            _error("STORE_UNAVAILABLE", "The database is unavailable; try again shortly.")
+        )
+        await socket.close(code=TRY_AGAIN_LATER, reason="STORE_UNAVAILABLE")
+        return None
+    if by_message:
+        await socket.send_json(_authenticated(principal))
+    return principal
+
+
+def _authenticated(principal: Principal) -> dict[str, Any]:
+    return {
+        "type": "authenticated",
+        "timestamp": now_ms(),
+        "payload": {"userId": principal.user_id},
+    }
+
+
 @router.websocket("/ws")
 async def websocket_endpoint(socket: WebSocket) -> None:
     runtime: Runtime = socket.app.state.runtime
-    user = await current_user()
     hub, service = runtime.hub, runtime.service
     assert hub is not None, "the WebSocket route is only mounted where a hub runs"
+    max_bytes = runtime.settings.ws_max_message_bytes
     await socket.accept()
+    try:
+        principal = await _authenticate(socket, runtime, max_bytes)
+    except WebSocketDisconnect:
+        return
+    if principal is None:
+        return
+    user = principal.user_id
     sub = Subscriber()
     sender = asyncio.create_task(_sender(socket, sub))
     # Subscriptions are answered concurrently: a client following hundreds of tasks on one
@@ -93,12 +177,8 @@ async def websocket_endpoint(socket: WebSocket) -> None:
             subscribe(initial)
         while True:
             raw = await _receive(socket)
-            if len(raw.encode()) > MAX_MESSAGE_BYTES:
-                sub.send(
-                    _error(
-                        "MESSAGE_TOO_LARGE", f"Messages are limited to {MAX_MESSAGE_BYTES} bytes."
-                    )
-                )
+            if len(raw.encode()) > max_bytes:
+                sub.send(_error("MESSAGE_TOO_LARGE", f"Messages are limited to {max_bytes} bytes."))
                 continue
             try:
                 message = json.loads(raw)
@@ -126,6 +206,9 @@ async def websocket_endpoint(socket: WebSocket) -> None:
                     sub.send(_error("INVALID_MESSAGE", "unsubscribe needs a videoId string."))
             elif kind == "ping":
                 sub.send({"type": "pong", "timestamp": now_ms(), "payload": {}})
+            elif kind == "auth":
+                # Already authenticated (mode none needs nothing): say as whom.
+                sub.send(_authenticated(principal))
             else:
                 sub.send(
                     _error(

@@ -6,6 +6,7 @@ else builds error JSON. Error codes are documented in docs/API.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -13,10 +14,21 @@ class VidgateError(Exception):
     code = "INTERNAL_ERROR"
     http_status = 500
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if code is not None:
+            self.code = code
+        # Response headers that belong to the error (Retry-After, WWW-Authenticate).
+        self.headers = headers or {}
 
 
 class ValidationFailed(VidgateError):
@@ -67,3 +79,60 @@ class TaskAlreadyFinished(VidgateError):
 class NotReady(VidgateError):
     code = "NOT_READY"
     http_status = 503
+
+
+class Unauthenticated(VidgateError):
+    """No valid credentials. ``code`` says which: AUTH_REQUIRED, TOKEN_EXPIRED,
+    TOKEN_INVALID, TOKEN_CLAIMS_INVALID, API_KEY_INVALID, API_KEY_REVOKED."""
+
+    code = "AUTH_REQUIRED"
+    http_status = 401
+
+    def __init__(self, message: str, *, code: str = "AUTH_REQUIRED") -> None:
+        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(VidgateError):
+    code = "ADMIN_REQUIRED"
+    http_status = 403
+
+
+class TooManyRequests(VidgateError):
+    """A limit was reached. ``code``: RATE_LIMITED, ACTIVE_TASK_LIMIT or DAILY_TASK_LIMIT."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        retry_after: float,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            message,
+            code=code,
+            details={**(details or {}), "retryAfterSeconds": seconds},
+            headers={"Retry-After": str(seconds)},
+        )
+        self.retry_after = seconds
+
+
+class InvalidIdempotencyKey(VidgateError):
+    code = "INVALID_IDEMPOTENCY_KEY"
+    http_status = 400
+
+
+class IdempotencyKeyReused(VidgateError):
+    """The same Idempotency-Key came with a different body (IETF draft: 422)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+    http_status = 422
+
+
+class PayloadTooLarge(VidgateError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413

@@ -32,7 +32,7 @@ from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
 from vidgate.domain.status import TaskStatus
 from vidgate.engine.classify import Action, Verdict, classify, job_failure_retryable
 from vidgate.engine.limits import CircuitBreaker, ProviderGate
-from vidgate.engine.urls import stream_url
+from vidgate.engine.urls import new_access_token, stream_url
 from vidgate.events.base import EventBus
 from vidgate.logs import TaskRef, ref
 from vidgate.providers.base import (
@@ -664,7 +664,9 @@ class Engine:
                 return dataclasses.replace(seen, status=None, raw_status=None)  # cannot tell now
             else:
                 self._unconfirmed.pop(task.video_id, None)
-                url = stream_url(self.config.public_url, task.video_id)
+                url = stream_url(
+                    self.config.public_url, task.video_id, access_token=new_access_token()
+                )
                 return dataclasses.replace(seen, video_url=url)
         count = self._unconfirmed.get(task.video_id, 0) + 1
         if count >= self.config.unconfirmed_completions:

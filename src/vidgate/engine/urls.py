@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 
-def stream_url(public_url: str, video_id: str) -> str:
-    """vidgate's own streaming route for a task (used when the upstream has no public URL)."""
-    return f"{public_url.rstrip('/')}/api/video/tasks/{video_id}/stream"
+ACCESS_PARAM = "access_token"
 
 
-def choose_video_url(
-    *, content_mode: str, upstream_url: str | None, public_url: str, video_id: str
-) -> str | None:
-    """The ``videoUrl`` to hand out for a completed job, or None when there is none usable."""
-    if content_mode == "proxy":
-        return stream_url(public_url, video_id)
-    if upstream_url:
-        return upstream_url
-    if content_mode == "url":
-        return None
-    return stream_url(public_url, video_id)
+def stream_url(public_url: str, video_id: str, *, access_token: str | None = None) -> str:
+    """vidgate's own streaming route for a task (used when the upstream has no public URL).
+
+    A ``<video>`` element cannot send an ``Authorization`` header, so the URL handed to
+    the task's owner carries a random per-video ``access_token``: the route plays the
+    video for whoever holds it, as a signed storage URL would.
+    """
+    url = f"{public_url.rstrip('/')}/api/video/tasks/{video_id}/stream"
+    return url if access_token is None else f"{url}?{ACCESS_PARAM}={access_token}"
+
+
+def new_access_token() -> str:
+    return secrets.token_urlsafe(24)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from vidgate.domain.events import EventType, TaskEvent
@@ -36,6 +36,8 @@ class Write:
     insert_attempt: Attempt | None = None
     update_attempt: Attempt | None = None
     event: tuple[EventType, dict[str, Any]] | None = None
+    # Checked in the same transaction (a retry makes a finished task active again).
+    quota: Quota | None = None
 
     def merged_attempts(self) -> tuple[Attempt, ...]:
         """``before``'s attempts with this change's inserted and updated ones, by number."""
@@ -53,13 +55,114 @@ class Written:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IdempotencyClaim:
+    """Create at most one task per (user, key): a second create with the same key and
+    the same ``fingerprint`` (a hash of the request) gets the first task back."""
+
+    key: str
+    fingerprint: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quota:
+    """Checked in the create's own transaction, so concurrent creates cannot overshoot."""
+
+    max_active: int | None = None  # tasks of the user not yet finished
+    max_per_day: int | None = None  # tasks the user created in the 24 h before ``now``
+
+
+@dataclass(frozen=True, kw_only=True)
+class Created:
+    task: Task
+    replayed: bool = False  # an earlier task returned for the same Idempotency-Key
+
+
+class IdempotencyMismatch(Exception):
+    """The Idempotency-Key was used before with a different request."""
+
+    def __init__(self, video_id: str) -> None:
+        super().__init__(video_id)
+        self.video_id = video_id
+
+
+class QuotaReached(Exception):
+    def __init__(self, which: str, limit: int, retry_after: float) -> None:
+        super().__init__(which)
+        self.which = which  # "active" or "daily"
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+DAY = timedelta(hours=24)
+# A task's end cannot be foreseen; a client at its active-task limit is told to look again
+# after this long (the WebSocket tells it sooner when one of its tasks ends).
+ACTIVE_RETRY_SECONDS = 10.0
+
+
+def enforce_quota(quota: Quota, *, active: int, newest: Sequence[datetime], now: datetime) -> None:
+    """Raise ``QuotaReached`` if a new task would break ``quota``, given the user's
+    ``active`` tasks and the creation times of their tasks of the last 24 h, newest
+    first (at most ``quota.max_per_day`` of them are needed)."""
+    if quota.max_active is not None and active >= quota.max_active:
+        raise QuotaReached("active", quota.max_active, ACTIVE_RETRY_SECONDS)
+    if quota.max_per_day is not None and len(newest) >= quota.max_per_day:
+        # Room comes back when the max_per_day-th newest task leaves the 24 h window.
+        frees_at = newest[quota.max_per_day - 1] + DAY
+        raise QuotaReached("daily", quota.max_per_day, max(1.0, (frees_at - now).total_seconds()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKey:
+    """A stored API key: the secret itself is never stored, only its hash."""
+
+    key_id: str
+    user_id: str
+    secret_hash: str
+    label: str = ""
+    admin: bool = False
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyStore(Protocol):
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None: ...
+
+    async def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
+        """Mark the key revoked; False if there is no such key."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page:
     items: list[Task]
     next_cursor: str | None
 
 
 class TaskStore(Protocol):
-    async def create(self, task: Task) -> None: ...
+    async def create(
+        self,
+        task: Task,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        quota: Quota | None = None,
+    ) -> Created:
+        """Insert ``task`` durably. With ``idempotency``, an earlier task of the same user
+        and key is returned instead (``replayed``), or ``IdempotencyMismatch`` raised if
+        its fingerprint differs. With ``quota``, ``QuotaReached`` when over it."""
+        ...
+
+    async def find_by_external_id(self, external_id: str) -> list[Task]:
+        """Tasks any of whose attempts has this upstream job id (admin support lookup)."""
+        ...
+
+    async def purge_idempotency_keys(self, now: datetime) -> int:
+        """Forget keys that expired before ``now``; how many."""
+        ...
 
     async def get(self, video_id: str) -> Task | None: ...
 

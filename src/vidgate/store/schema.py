@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -80,6 +81,7 @@ tasks = Table(
     Column("version", Integer, nullable=False, default=1),
     Index("ix_tasks_due", "next_check_at"),
     Index("ix_tasks_user_created", "user_id", "created_at", "video_id"),
+    Index("ix_tasks_user_status", "user_id", "status"),
 )
 
 attempts = Table(
@@ -99,6 +101,7 @@ attempts = Table(
     Column("error_message", Text),
     PrimaryKeyConstraint("video_id", "number"),
     UniqueConstraint("provider", "external_id", name="uq_attempts_provider_external"),
+    Index("ix_attempts_external", "external_id"),
 )
 
 task_events = Table(
@@ -111,4 +114,32 @@ task_events = Table(
     Column("timestamp_ms", BigInteger, nullable=False),
     Column("task_version", Integer, nullable=False),
     Index("ix_task_events_video", "video_id", "id"),
+)
+
+# API keys (auth mode "apikey"): only a hash of each secret is kept.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Index("ix_api_keys_user", "user_id"),
+)
+
+# Idempotency-Key on create: one task per (user, key) while the key is remembered.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(128), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("video_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "key"),
+    Index("ix_idempotency_keys_expires", "expires_at"),
 )

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, and_, event, func, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -22,16 +22,25 @@ from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import ACTIVE, TaskStatus
 from vidgate.store import migrate
 from vidgate.store.base import (
+    DAY,
+    ApiKey,
+    Created,
+    IdempotencyClaim,
+    IdempotencyMismatch,
     Page,
+    Quota,
     StoreUnavailable,
     Write,
     Written,
     decode_cursor,
     encode_cursor,
+    enforce_quota,
 )
-from vidgate.store.schema import attempts, task_events, tasks
+from vidgate.store.schema import api_keys, attempts, idempotency_keys, task_events, tasks
 
 logger = logging.getLogger(__name__)
+
+_ACTIVE_WORDS = sorted(str(status) for status in ACTIVE)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -303,9 +312,141 @@ class SqlTaskStore:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def create(self, task: Task) -> None:
+    async def create(
+        self,
+        task: Task,
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        quota: Quota | None = None,
+    ) -> Created:
+        now = task.created_at
         async with self._writing() as conn:
+            if idempotency or quota:
+                await self._take_turn(conn, task.user_id)
+            if idempotency is not None:
+                earlier = await self._claimed(conn, task.user_id, idempotency, now)
+                if earlier is not None:
+                    return Created(task=earlier, replayed=True)
+            if quota is not None:
+                await self._enforce(conn, task.user_id, quota, now)
             await conn.execute(insert(tasks).values(**_task_values(task)))
+            if idempotency is not None:
+                await conn.execute(
+                    insert(idempotency_keys).values(
+                        user_id=task.user_id,
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        video_id=task.video_id,
+                        created_at=now,
+                        expires_at=idempotency.expires_at,
+                    )
+                )
+        return Created(task=task)
+
+    async def _take_turn(self, conn: AsyncConnection, user_id: str) -> None:
+        """One user's checked writes take turns, so two concurrent requests with the same
+        Idempotency-Key, or at the edge of a quota, see each other. SQLite's single
+        writer already serialises every write; PostgreSQL takes a transaction lock."""
+        if self._engine.dialect.name == "postgresql":
+            lock = func.pg_advisory_xact_lock(func.hashtext("vidgate:user:" + user_id))
+            await conn.execute(select(lock))
+
+    async def _claimed(
+        self, conn: AsyncConnection, user_id: str, claim: IdempotencyClaim, now: datetime
+    ) -> Task | None:
+        """The task an unexpired use of the same key created, or None (the key is free)."""
+        where = (idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == claim.key)
+        row = (await conn.execute(select(idempotency_keys).where(*where))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        if m["expires_at"] > now:
+            if m["fingerprint"] != claim.fingerprint:
+                raise IdempotencyMismatch(m["video_id"])
+            found = (
+                await conn.execute(select(tasks).where(tasks.c.video_id == m["video_id"]))
+            ).first()
+            if found is not None:
+                return (await _with_attempts(conn, [found]))[0]
+        await conn.execute(delete(idempotency_keys).where(*where))  # expired: reuse it
+        return None
+
+    async def _enforce(
+        self, conn: AsyncConnection, user_id: str, quota: Quota, now: datetime
+    ) -> None:
+        active = 0
+        if quota.max_active is not None:
+            active = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(tasks)
+                    .where(tasks.c.user_id == user_id, tasks.c.status.in_(_ACTIVE_WORDS))
+                )
+            ).scalar_one()
+        newest: list[datetime] = []
+        if quota.max_per_day is not None:
+            newest = list(
+                (
+                    await conn.execute(
+                        select(tasks.c.created_at)
+                        .where(tasks.c.user_id == user_id, tasks.c.created_at > now - DAY)
+                        .order_by(tasks.c.created_at.desc())
+                        .limit(quota.max_per_day)
+                    )
+                ).scalars()
+            )
+        enforce_quota(quota, active=active, newest=newest, now=now)
+
+    async def purge_idempotency_keys(self, now: datetime) -> int:
+        async with self._writing() as conn:
+            result = await conn.execute(
+                delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
+            )
+        return int(result.rowcount or 0)
+
+    async def find_by_external_id(self, external_id: str) -> list[Task]:
+        holders = select(attempts.c.video_id).where(attempts.c.external_id == external_id)
+        query = (
+            select(tasks)
+            .where(tasks.c.video_id.in_(holders))
+            .order_by(tasks.c.created_at.desc())
+            .limit(100)
+        )
+        async with self._reading() as conn:
+            rows = (await conn.execute(query)).all()
+            return await _with_attempts(conn, rows)
+
+    # -- API keys ------------------------------------------------------------------------
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        async with self._writing() as conn:
+            await conn.execute(insert(api_keys).values(**dataclasses.asdict(key)))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        async with self._reading() as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        return None if row is None else ApiKey(**row._mapping)
+
+    async def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+        if user_id is not None:
+            query = query.where(api_keys.c.user_id == user_id)
+        async with self._reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return [ApiKey(**row._mapping) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
+        async with self._writing() as conn:
+            found = (
+                await conn.execute(select(api_keys.c.revoked_at).where(api_keys.c.key_id == key_id))
+            ).first()
+            if found is None:
+                return False
+            if found[0] is None:
+                await conn.execute(
+                    update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=at)
+                )
+        return True
 
     async def write(self, change: Write) -> Written | None:
         before, after = change.before, change.after
@@ -317,6 +458,9 @@ class SqlTaskStore:
         del values["video_id"]
         stored_event: TaskEvent | None = None
         async with self._writing() as conn:
+            if change.quota is not None:
+                await self._take_turn(conn, before.user_id)
+                await self._enforce(conn, before.user_id, change.quota, after.updated_at)
             result = await conn.execute(update(tasks).where(*conditions).values(**values))
             if result.rowcount != 1:
                 await conn.rollback()

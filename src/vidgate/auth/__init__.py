@@ -1,0 +1,1 @@
+"""Who is calling: authentication modes none, apikey and jwt (docs/SECURITY.md)."""
