@@ -1,12 +1,17 @@
-"""The test page in a real browser against a real ``vidgate serve`` (demo mode)."""
+"""The test page in a real browser against a real ``vidgate serve`` (demo mode), under
+the page's strict Content-Security-Policy, with and without credentials."""
 
 import re
+import time
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
+
+from tests.support import StartVidgate
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +25,13 @@ RECORD_PROGRESS = """() => {
   new MutationObserver(() => window.__progress.push(bar.value))
     .observe(bar, { attributes: true, attributeFilter: ["value"] });
 }"""
+# Every CSP violation the document reports, collected from before the first script runs.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.effectiveDirective} blocked ${event.blockedURI}`);
+});
+"""
 PLAYER_LOADED = """() => {
   const player = document.getElementById("player");
   return player.readyState >= 1 && player.duration > 0;
@@ -36,9 +48,17 @@ def _open(page: Page, base_url: str) -> list[str]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(f"{base_url}/")
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    response = page.goto(f"{base_url}/")
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
     expect(page.locator("#ws-state")).to_have_attribute("data-state", "live")
     return problems
+
+
+def _csp_violations(page: Page) -> list[str]:
+    violations: list[str] = page.evaluate("() => window.__cspViolations")
+    return violations
 
 
 def _task(base_url: str, video_id: str) -> dict[str, Any]:
@@ -95,6 +115,7 @@ def test_create_watch_and_play(page: Page, vidgate_server: Any) -> None:
 
     page.screenshot(path=SCREENSHOT, full_page=True)
     assert problems == []
+    assert _csp_violations(page) == []
 
 
 def test_list_selects_and_updates_live(page: Page, vidgate_server: Any) -> None:
@@ -124,6 +145,7 @@ def test_list_selects_and_updates_live(page: Page, vidgate_server: Any) -> None:
     expect(second_row.locator(".c-status")).to_have_text("COMPLETED", timeout=30_000)
     expect(second_row.locator(".c-pct")).to_have_text("100%")
     assert problems == []
+    assert _csp_violations(page) == []
 
 
 def test_cancel_then_retry(page: Page, vidgate_server: Any) -> None:
@@ -148,6 +170,7 @@ def test_cancel_then_retry(page: Page, vidgate_server: Any) -> None:
     assert task["attempts"][-1]["externalVideoId"] == task["externalVideoId"]
     expect(page.locator("#external-video-id")).to_have_text(task["externalVideoId"])
     assert problems == []
+    assert _csp_violations(page) == []
 
 
 def test_reconnects_and_resubscribes_after_a_server_restart(
@@ -184,6 +207,7 @@ def test_reconnects_and_resubscribes_after_a_server_restart(
         and "WebSocket connection" not in problem
     ]
     assert unexpected == [], unexpected
+    assert _csp_violations(page) == []
 
 
 def test_empty_prompt_shows_the_server_error(page: Page, vidgate_server: Any) -> None:
@@ -201,6 +225,8 @@ def test_empty_prompt_shows_the_server_error(page: Page, vidgate_server: Any) ->
     expect(box).to_contain_text(error["message"])
     expect(box).to_contain_text(error["code"])
     expect(page.locator("#task-detail")).to_be_hidden()
+    expect(page.locator("#auth-panel")).to_be_hidden()  # no credentials asked in mode none
+    assert _csp_violations(page) == []
 
 
 class _InlineCode(HTMLParser):
@@ -229,6 +255,9 @@ def test_page_works_under_a_strict_csp(vidgate_server: Any) -> None:
     page = httpx.get(f"{base_url}/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "unsafe" not in policy
     parser = _InlineCode()
     parser.feed(page.text)
     assert parser.found == []
@@ -244,3 +273,86 @@ def test_page_works_under_a_strict_csp(vidgate_server: Any) -> None:
     assert style.status_code == 200
     assert style.headers["content-type"].startswith("text/css")
     assert "@import" not in style.text and "url(http" not in style.text
+
+
+# ---------------------------------------------------------------- with credentials
+
+JWT_SECRET = "e2e-page-secret-" + "k" * 40
+JWT_ISSUER = "https://login.example.com/"
+JWT_AUDIENCE = "vidgate-page"
+
+
+def _token(subject: str, *, secret: str = JWT_SECRET) -> str:
+    claims = {
+        "sub": subject,
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "exp": int(time.time()) + 3600,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_page_asks_for_a_token_and_uses_it(page: Page, start_vidgate: StartVidgate) -> None:
+    server = start_vidgate(
+        VIDGATE_AUTH_MODE="jwt",
+        VIDGATE_JWT_SECRET=JWT_SECRET,
+        VIDGATE_JWT_ISSUER=JWT_ISSUER,
+        VIDGATE_JWT_AUDIENCE=JWT_AUDIENCE,
+    )
+    problems = _open(page, server.url)
+
+    # Without a token the list is refused, and the page says what to do about it.
+    panel = page.locator("#auth-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#auth-needed")).to_contain_text("Credentials needed")
+    expect(page.locator("#auth-needed")).to_contain_text("AUTH_REQUIRED")
+    expect(page.locator("#auth-toggle")).to_have_attribute("data-auth", "needed")
+    expect(page.locator("#error")).to_contain_text("API key or token")
+
+    # A token from another issuer is refused just as clearly.
+    page.fill("#token", _token("alice", secret="not-the-secret-" + "x" * 40))
+    page.click("#token-save")
+    expect(page.locator("#auth-needed")).to_contain_text("Credentials refused")
+    expect(page.locator("#auth-needed")).to_contain_text("TOKEN_INVALID")
+
+    token = _token("alice")
+    page.fill("#token", token)
+    page.click("#token-save")
+    expect(panel).to_be_hidden()
+    expect(page.locator("#auth-toggle")).to_have_attribute("data-auth", "set")
+    expect(page.locator("#ws-state")).to_have_attribute("data-state", "live")
+    assert page.evaluate("() => sessionStorage.getItem('vidgate.token')") == token
+    assert token not in page.locator("#snippet").inner_text()
+
+    page.fill("#prompt", "a fox with credentials")
+    page.click("#create")
+    expect(page.locator("#video-id")).to_have_text(VIDEO_ID)
+    expect(page.locator("#external-video-id")).not_to_have_text("pending", timeout=15_000)
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+    page.wait_for_function(PLAYER_LOADED, timeout=15_000)
+    video_id = page.locator("#video-id").inner_text()
+
+    # The task belongs to the token's user.
+    owned = httpx.get(
+        f"{server.url}/api/video/tasks/{video_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert owned.status_code == 200
+    assert owned.json()["data"]["userId"] == "alice"
+
+    # The token stays for this tab across a reload; "Forget" drops it.
+    page.reload()
+    expect(page.locator("#ws-state")).to_have_attribute("data-state", "live")
+    expect(page.locator(f'#task-list button[data-video-id="{video_id}"]')).to_be_visible()
+    expect(panel).to_be_hidden()
+    page.click("#auth-toggle")
+    page.click("#token-forget")
+    assert page.evaluate("() => sessionStorage.getItem('vidgate.token')") is None
+    expect(page.locator("#auth-status")).to_have_text("no key set")
+    # The socket, reopened without a token, is refused: the page asks again.
+    expect(page.locator("#ws-state")).to_have_text("needs credentials")
+    expect(page.locator("#auth-toggle")).to_have_attribute("data-auth", "needed")
+
+    # Refused requests (401) are logged by the browser; nothing else may be.
+    unexpected = [p for p in problems if "401" not in p and "WebSocket connection" not in p]
+    assert unexpected == [], unexpected
+    assert _csp_violations(page) == []

@@ -14,10 +14,13 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from vidgate import __version__
-from vidgate.api import errors, health, routes, ws
+from vidgate.api import errors, health, middleware, routes, ws
 from vidgate.api.runtime import open_runtime
+from vidgate.api.schemas import ErrorEnvelope
 from vidgate.config import Settings
 
 STATIC = resources.files("vidgate.web") / "static"
@@ -25,6 +28,51 @@ STATIC = resources.files("vidgate.web") / "static"
 
 Role = Literal["api", "worker", "all"]
 logger = logging.getLogger(__name__)
+
+_TEXT = {"schema": {"type": "string"}}
+# Error answers any route may give (docs/API.md, error codes), in the OpenAPI schema so
+# clients and schema checks know them; routes add their own (404, 409) on top.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorEnvelope, "description": "INVALID_JSON, INVALID_IDEMPOTENCY_KEY"},
+    401: {
+        "model": ErrorEnvelope,
+        "description": "AUTH_REQUIRED, TOKEN_EXPIRED, TOKEN_INVALID, API_KEY_INVALID, ...",
+        "headers": {"WWW-Authenticate": {"description": "Bearer", **_TEXT}},
+    },
+    403: {"model": ErrorEnvelope, "description": "ADMIN_REQUIRED"},
+    413: {"model": ErrorEnvelope, "description": "PAYLOAD_TOO_LARGE"},
+    422: {"model": ErrorEnvelope, "description": "VALIDATION_ERROR"},
+    429: {
+        "model": ErrorEnvelope,
+        "description": "RATE_LIMITED, ACTIVE_TASK_LIMIT, DAILY_TASK_LIMIT",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    },
+    500: {"model": ErrorEnvelope, "description": "INTERNAL_ERROR"},
+    503: {"model": ErrorEnvelope, "description": "STORE_UNAVAILABLE, NOT_READY"},
+}
+
+
+class VidgateAPI(FastAPI):
+    """FastAPI with the security headers outside everything else, so that even the 500
+    answer of Starlette's outermost error middleware carries them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return middleware.SecurityHeaders(super().build_middleware_stack())
+
+
+def _install_guards(app: FastAPI, settings: Settings, public_url: str) -> None:
+    """Body limit, CORS allow-list and WebSocket origin check (the last added runs first)."""
+    app.add_middleware(middleware.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Idempotent-Replayed", "Retry-After"],
+    )
+    app.add_middleware(middleware.WebSocketOrigin, allowed=[*settings.cors_origins, public_url])
 
 
 def _awaiting(task: asyncio.Task[Any]) -> list[str]:
@@ -71,13 +119,15 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
         finally:
             await runtime.close()
 
-    app = FastAPI(
+    app = VidgateAPI(
         title="vidgate",
         version=__version__,
         summary="Self-hosted gateway for AI video generation (dual-ID tasks).",
         lifespan=lifespan,
+        responses=COMMON_ERRORS,
     )
     errors.install(app)
+    _install_guards(app, settings, public_url)
     app.include_router(health.router)
     if role == "worker":
         return app

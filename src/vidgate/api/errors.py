@@ -63,7 +63,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     for problem in problems:
         entry: dict[str, Any] = {
             "field": _field(tuple(problem.get("loc", ()))),
-            "problem": problem.get("msg", ""),
+            # pydantic prefixes a validator's own message with "Value error, ".
+            "problem": str(problem.get("msg", "")).removeprefix("Value error, "),
         }
         if problem.get("type") == "model_attributes_type" or problem.get("loc") == ("body",):
             entry["field"] = "body"

@@ -26,6 +26,7 @@ from vidgate.api.schemas import (
 )
 from vidgate.domain.errors import InvalidIdempotencyKey, ValidationFailed
 from vidgate.domain.status import TaskStatus
+from vidgate.netguard import check_reference_url
 from vidgate.service import NewTask
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -60,6 +61,11 @@ async def create_task(
         ),
     ] = None,
 ) -> Envelope[TaskView]:
+    if body.input_reference is not None:
+        await check_reference_url(
+            body.input_reference,
+            allow_private=runtime.settings.input_reference_allow_private,
+        )
     created = await service.create(
         user,
         NewTask(

@@ -35,6 +35,12 @@ POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
 
+async def _send(socket: WebSocket, message: dict[str, Any]) -> None:
+    # ensure_ascii escapes what a client sent back to it, lone surrogates included,
+    # which could not be encoded as UTF-8.
+    await socket.send_text(json.dumps(message))
+
+
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {
         "type": "error",
@@ -65,12 +71,20 @@ async def _subscribe(
 
 
 async def _sender(socket: WebSocket, sub: Subscriber) -> None:
-    while True:
-        message = await sub.outbox.get()
-        if message is None:  # outbox overflowed: the client reconnects and catches up
-            await socket.close(code=1013, reason="too slow; reconnect to catch up")
-            return
-        await socket.send_json(message)
+    try:
+        while True:
+            message = await sub.outbox.get()
+            if message is None:  # outbox overflowed: the client reconnects and catches up
+                await socket.close(code=1013, reason="too slow; reconnect to catch up")
+                return
+            await _send(socket, message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the connection is gone; the receiving side ends the handler
+    except Exception:
+        # A socket that can no longer send must not stay open and silent.
+        logger.exception("WebSocket sender failed; closing the connection")
+        with contextlib.suppress(Exception):
+            await socket.close(code=1011, reason="internal error")
 
 
 async def _receive(socket: WebSocket) -> str:
@@ -93,14 +107,14 @@ async def _auth_message(socket: WebSocket, max_bytes: int) -> str:
         ) from None
     message: object = None
     if len(raw.encode()) <= max_bytes:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             message = json.loads(raw)
     token = message.get("token") if isinstance(message, dict) else None
     if not isinstance(message, dict) or message.get("type") != "auth" or not token:
         raise Unauthenticated(
             'Authenticate first: the first message must be {"type": "auth", "token": ...}.'
         )
-    if not isinstance(token, str):
+    if not isinstance(token, str) or not token.isascii():
         raise Unauthenticated("The auth message's token must be a string.")
     return token
 
@@ -123,18 +137,18 @@ async def _authenticate(socket: WebSocket, runtime: Runtime, max_bytes: int) -> 
         await runtime.limiter.check(principal.user_id, limits.requests_per_minute)
     except (Unauthenticated, TooManyRequests) as exc:
         extra = {"retryAfterSeconds": exc.retry_after} if isinstance(exc, TooManyRequests) else {}
-        await socket.send_json(_error(exc.code, exc.message, **extra))
+        await _send(socket, _error(exc.code, exc.message, **extra))
         await socket.close(code=POLICY_VIOLATION, reason=exc.code)
         return None
     except StoreUnavailable as exc:
         logger.error("WebSocket authentication failed: database unavailable: %s", exc)
-        await socket.send_json(
-            _error("STORE_UNAVAILABLE", "The database is unavailable; try again shortly.")
+        await _send(
+            socket, _error("STORE_UNAVAILABLE", "The database is unavailable; try again shortly.")
         )
         await socket.close(code=TRY_AGAIN_LATER, reason="STORE_UNAVAILABLE")
         return None
     if by_message:
-        await socket.send_json(_authenticated(principal))
+        await _send(socket, _authenticated(principal))
     return principal
 
 
@@ -182,7 +196,7 @@ async def websocket_endpoint(socket: WebSocket) -> None:
                 continue
             try:
                 message = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting is refused too
                 sub.send(_error("INVALID_MESSAGE", "Messages must be JSON objects."))
                 continue
             if not isinstance(message, dict):

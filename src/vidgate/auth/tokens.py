@@ -159,7 +159,7 @@ class JwtAuthenticator:
     def _key_for(self, token: str) -> _Key:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.DecodeError:
+        except (jwt.DecodeError, ValueError):  # UnicodeError is a ValueError
             raise _invalid("The token is not a well-formed JWT.") from None
         if None in self._keys:  # a single static key: any kid is ignored
             return self._keys[None]

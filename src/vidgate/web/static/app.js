@@ -9,6 +9,8 @@
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 15000;
   const LOG_MAX = 100;
+  const TOKEN_KEY = "vidgate.token";
+  const POLICY_VIOLATION = 1008; // WebSocket close code for a missing or refused credential
 
   // Pushed messages use upstream-style words; REST uses the task's own (API.md, "Status").
   const FROM_PUSHED = {
@@ -82,6 +84,71 @@
     return node;
   }
 
+  // ---------------------------------------------------------------- credentials
+
+  // In apikey and jwt modes every call carries a bearer token. The page keeps the one the
+  // user pasted for this tab only; in auth mode none nothing is needed and nothing is sent.
+  const auth = {
+    token() {
+      try {
+        return sessionStorage.getItem(TOKEN_KEY) || "";
+      } catch (_err) {
+        return ""; // storage disabled: the page still works without credentials
+      }
+    },
+
+    store(token) {
+      try {
+        if (token) sessionStorage.setItem(TOKEN_KEY, token);
+        else sessionStorage.removeItem(TOKEN_KEY);
+      } catch (_err) {
+        // storage disabled: nothing to keep
+      }
+      $("auth-needed").hidden = true;
+      $("token").value = "";
+      this.render(null);
+    },
+
+    render(needed) {
+      const has = Boolean(this.token());
+      const mode = needed ? "needed" : has ? "set" : "none";
+      const status = $("auth-status");
+      status.dataset.auth = mode;
+      status.textContent = has ? "a key is set for this tab" : "no key set";
+      const toggle = $("auth-toggle");
+      toggle.dataset.auth = mode;
+      toggle.textContent = needed ? "API key needed" : has ? "API key ✓" : "API key";
+      $("token-forget").disabled = !has;
+    },
+
+    show(open) {
+      const panel = $("auth-panel");
+      panel.hidden = !open;
+      $("auth-toggle").setAttribute("aria-expanded", String(open));
+      if (open) $("token").focus();
+    },
+
+    // vidgate answered 401 (REST) or closed the socket for policy: say so where the fix is.
+    needed(code, message) {
+      const box = $("auth-needed");
+      const had = Boolean(this.token());
+      box.replaceChildren(
+        el("div", "alert-head", had ? "Credentials refused" : "Credentials needed"),
+        el("div", "alert-message", `${code}: ${message}`),
+        el(
+          "div",
+          "alert-hint",
+          had
+            ? "The key or token of this tab was not accepted; paste another one."
+            : "This vidgate requires an API key or token: paste one below.",
+        ),
+      );
+      box.hidden = false;
+      this.render(true);
+      this.show(true);
+    },
+  };
+
   // ---------------------------------------------------------------- REST
 
   class ApiError extends Error {
@@ -95,6 +162,8 @@
 
   async function api(method, path, body) {
     const init = { method, headers: { Accept: "application/json" } };
+    const token = auth.token();
+    if (token) init.headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -114,8 +183,10 @@
     if (json && json.success === true) return json.data;
     if (json && json.success === false && json.error) {
       const e = json.error;
+      if (response.status === 401) auth.needed(e.code || "UNAUTHORIZED", e.message || "Credentials required.");
       throw new ApiError(e.code || "ERROR", e.message || "Request refused.", e.details, response.status);
     }
+    if (response.status === 401) auth.needed("UNAUTHORIZED", "Credentials required.");
     const detail = json && typeof json.detail === "string" ? json.detail : null;
     throw new ApiError(
       `HTTP_${response.status}`,
@@ -133,6 +204,9 @@
     if (context) head.append(el("span", "alert-context", context));
     head.append(el("code", "alert-code", code));
     box.append(head, el("div", "alert-message", err.message || String(err)));
+    if (err instanceof ApiError && err.httpStatus === 401) {
+      box.append(el("div", "alert-hint", "Paste an API key or token under Credentials, above."));
+    }
     const details = err instanceof ApiError ? err.details : null;
     if (details && typeof details === "object" && Object.keys(details).length > 0) {
       box.append(el("pre", "alert-details", JSON.stringify(details, null, 2)));
@@ -250,6 +324,7 @@
     $("retry").disabled = !(status === "FAILED" || status === "CANCELLED");
     const content = $("content-link");
     content.hidden = status !== "COMPLETED";
+    if (content.hidden) $("content-json").hidden = true;
     content.href = `/api/video/tasks/${encodeURIComponent(task.videoId)}/content`;
 
     $("task-json").textContent = task.raw ? JSON.stringify(task.raw, null, 2) : "";
@@ -260,12 +335,15 @@
     const origin = window.location.origin;
     const wsOrigin = origin.replace(/^http/, "ws");
     const id = state.currentId || "VIDEO_ID";
+    // The token itself never goes on screen: the commands read it from the environment.
+    const bearer = auth.token() ? ` -H "Authorization: Bearer $VIDGATE_TOKEN"` : "";
+    const wsToken = auth.token() ? "&token=$VIDGATE_TOKEN" : "";
     $("snippet").textContent = [
-      `curl -s -X POST ${origin}/api/video/tasks \\`,
+      `curl -s -X POST ${origin}/api/video/tasks${bearer} \\`,
       `  -H 'Content-Type: application/json' \\`,
       `  -d '{"prompt": "a red fox running through snow"}'`,
-      `curl -s ${origin}/api/video/tasks/${id}`,
-      `# WebSocket ${wsOrigin}/ws?videoId=${id}`,
+      `curl -s ${origin}/api/video/tasks/${id}${bearer}`,
+      `# WebSocket ${wsOrigin}/ws?videoId=${id}${wsToken}`,
       `vidgate status ${id} --server ${origin}`,
     ].join("\n");
   }
@@ -392,13 +470,16 @@
     subs: new Set(),
     failures: 0,
     everOpened: false,
+    refused: false, // closed for policy (credentials): wait for a new key, do not hammer
     pingTimer: null,
     pongTimer: null,
     retryTimer: null,
 
     url() {
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-      return `${scheme}//${window.location.host}/ws`;
+      const token = auth.token();
+      const query = token ? `?token=${encodeURIComponent(token)}` : "";
+      return `${scheme}//${window.location.host}/ws${query}`;
     },
 
     setState(name, label) {
@@ -422,7 +503,7 @@
       this.socket = socket;
       socket.addEventListener("open", () => this.onOpen(socket));
       socket.addEventListener("message", (event) => this.onMessage(event));
-      socket.addEventListener("close", () => this.onClose(socket));
+      socket.addEventListener("close", (event) => this.onClose(socket, event));
     },
 
     onOpen(socket) {
@@ -439,10 +520,35 @@
       if (reconnected) loadList(false).catch(() => {});
     },
 
-    onClose(socket) {
+    onClose(socket, event) {
       if (socket !== this.socket) return;
       this.teardown();
+      if (event.code === POLICY_VIOLATION) {
+        this.refused = true;
+        this.setState("down", "needs credentials");
+        log("ws", `closed by vidgate: ${event.reason || "policy violation"}`, true);
+        auth.needed("WEBSOCKET_REFUSED", event.reason || "The WebSocket was refused.");
+        return;
+      }
       this.scheduleReconnect();
+    },
+
+    // New credentials: drop the current socket and connect again at once with them.
+    restart() {
+      const socket = this.socket;
+      this.teardown();
+      this.refused = false;
+      this.failures = 0;
+      if (socket) {
+        try {
+          socket.close();
+        } catch (_err) {
+          // already closing
+        }
+      }
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.connect();
     },
 
     teardown() {
@@ -480,7 +586,7 @@
     },
 
     reconnectNow() {
-      if (this.socket) return;
+      if (this.socket || this.refused) return;
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
       this.connect();
@@ -581,6 +687,7 @@
   function select(videoId) {
     const previous = state.currentId;
     state.currentId = videoId;
+    if (previous !== videoId) $("content-json").hidden = true;
     if (window.location.hash !== `#${videoId}`) {
       window.history.replaceState(null, "", `#${videoId}`);
     }
@@ -678,6 +785,42 @@
     }, 1200);
   }
 
+  // A plain link cannot carry the Authorization header: with a key set, fetch the JSON here.
+  async function showContent(event) {
+    if (!auth.token() || !state.currentId) return;
+    event.preventDefault();
+    const box = $("content-json");
+    try {
+      const content = await api("GET", `/api/video/tasks/${encodeURIComponent(state.currentId)}/content`);
+      box.textContent = JSON.stringify(content, null, 2);
+      box.hidden = false;
+    } catch (err) {
+      showError(err, "Loading content");
+    }
+  }
+
+  function onTokenSubmit(event) {
+    event.preventDefault();
+    const token = $("token").value.trim();
+    if (!token) {
+      $("token").focus();
+      return;
+    }
+    auth.store(token);
+    auth.show(false);
+    hideError();
+    renderSnippet();
+    ws.restart();
+    loadList(false);
+    if (state.currentId) refreshTask(state.currentId);
+  }
+
+  function onTokenForget() {
+    auth.store("");
+    renderSnippet();
+    ws.restart();
+  }
+
   function selectFromHash() {
     const id = decodeURIComponent(window.location.hash.slice(1));
     if (/^video_[\w-]+$/.test(id) && id !== state.currentId) select(id);
@@ -687,6 +830,10 @@
 
   function init() {
     $("create-form").addEventListener("submit", createTask);
+    $("auth-form").addEventListener("submit", onTokenSubmit);
+    $("token-forget").addEventListener("click", onTokenForget);
+    $("auth-toggle").addEventListener("click", () => auth.show($("auth-panel").hidden));
+    $("content-link").addEventListener("click", showContent);
     $("prompt").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -708,6 +855,7 @@
       if (document.visibilityState === "visible") ws.reconnectNow();
     });
 
+    auth.render(false);
     renderSnippet();
     ws.connect();
     loadList(false);
