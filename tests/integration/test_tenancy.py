@@ -232,6 +232,9 @@ tasks_per_day = 3
 
 [users."alice"]
 plan = "free"
+
+[users."carol"]
+requests_per_minute = 5
 """
 
 
@@ -275,3 +278,16 @@ async def test_task_quotas_are_reached_and_recovered(
         assert error_of(daily)["details"]["retryAfterSeconds"] == retry_after
         # Nothing accepted was lost: alice has exactly her three tasks.
         assert len(listed) == 3
+
+    # A request rate of 5 a minute: the sixth request is refused, for carol alone.
+    async with as_user(server, "carol") as carol, as_user(server, "bob") as bob:
+        for _ in range(5):
+            assert (await carol.get("/api/video/tasks")).status_code == 200
+        limited = await carol.get("/api/video/tasks")
+        assert limited.status_code == 429
+        assert error_of(limited)["code"] == "RATE_LIMITED"
+        assert error_of(limited)["details"]["limit"] == 5
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        refused_create = await carol.post("/api/video/tasks", json=BODY)
+        assert refused_create.status_code == 429  # refused before anything is stored
+        assert (await bob.get("/api/video/tasks")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -9,8 +10,11 @@ import pytest
 
 from vidgate.config import ConfigError, ProviderConfig, load_settings
 from vidgate.engine.urls import stream_url
+from vidgate.providers.base import RateLimited
+from vidgate.providers.cleanup import delete_job
 from vidgate.providers.openai import OpenAIVideosProvider, parse_retry_after, resolve_url
 from vidgate.providers.registry import ProviderRegistry
+from vidgate.testing import FakeProvider
 
 
 @pytest.mark.parametrize(
@@ -113,3 +117,12 @@ def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("VIDGATE_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings()
+
+
+async def test_deleting_a_job_waits_as_long_as_the_upstream_asks() -> None:
+    provider = FakeProvider()
+    provider.fail_next("delete", RateLimited("fake: 429", retry_after=0.4))
+    started = time.monotonic()
+    assert await delete_job(provider, "video_x", video_id="video_1", pause=0.01) is True
+    assert time.monotonic() - started >= 0.4
+    assert len(provider.calls_to("delete")) == 2

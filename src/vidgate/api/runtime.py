@@ -92,6 +92,11 @@ async def open_runtime(
             simulator.base_url,
             settings.sim_job_seconds,
         )
+    if api and settings.auth_mode != "none" and not _any_limit(settings):
+        logger.warning(
+            "no per-user limits are set: any authenticated user may start any number of "
+            "upstream jobs (set [limits] in VIDGATE_CONFIG; docs/SECURITY.md)"
+        )
     store = await SqlTaskStore.open(
         settings.database_url,
         migrate_schema=settings.migrate_on_start,
@@ -155,3 +160,11 @@ async def _purge_idempotency_keys(store: SqlTaskStore) -> None:
             if purged:
                 logger.debug("forgot %d expired idempotency keys", purged)
         await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+
+def _any_limit(settings: Settings) -> bool:
+    every = [settings.limits, *settings.plans.values(), *settings.users.values()]
+    return any(
+        limits.active_tasks or limits.tasks_per_day or limits.requests_per_minute
+        for limits in every
+    )

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from vidgate.logs import ref
-from vidgate.providers.base import Provider, UpstreamError, UpstreamRejected
+from vidgate.providers.base import Provider, RateLimited, UpstreamError, UpstreamRejected
 
 logger = logging.getLogger(__name__)
 
@@ -33,5 +33,8 @@ async def delete_job(
                     "could not delete the upstream job of %s: %s", who, exc.message, extra=who.extra
                 )
                 return False
-            await asyncio.sleep(pause * 2 ** (attempt - 1))
+            wait = pause * 2 ** (attempt - 1)
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                wait = max(wait, exc.retry_after)  # the upstream said when; obey it
+            await asyncio.sleep(wait)
     return False
