@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
+import logging
 import socket
 import threading
 from collections.abc import Generator, Iterator
@@ -24,6 +26,22 @@ from vidgate.simulator.state import SimState
 STARTUP_TIMEOUT_SECONDS = 30.0
 # Requests still hanging (timeout faults) when stopping are cancelled after this long.
 GRACEFUL_SHUTDOWN_SECONDS = 1
+
+
+# Set in the embedded server's task (and so in every task it starts): its uvicorn logs
+# through the same loggers as the hosting process's server, whose start-up lines would
+# otherwise be printed twice.
+_EMBEDDED = contextvars.ContextVar("vidgate_embedded_simulator", default=False)
+
+
+class _QuietWhenEmbedded(logging.Filter):
+    """Drop the embedded server's own INFO lines (start-up, shutdown); keep its warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _EMBEDDED.get()
+
+
+_QUIET = _QuietWhenEmbedded()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -112,7 +130,14 @@ async def start(config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> Ru
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     )
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="vidgate-simulator")
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if _QUIET not in uvicorn_log.filters:
+        uvicorn_log.addFilter(_QUIET)
+    embedded = contextvars.copy_context()
+    embedded.run(_EMBEDDED.set, True)
+    task = asyncio.create_task(
+        server.serve(sockets=[sock]), name="vidgate-simulator", context=embedded
+    )
     try:
         async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
             while not server.started:
