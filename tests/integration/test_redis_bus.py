@@ -354,3 +354,65 @@ def test_open_bus_follows_the_redis_url() -> None:
 
     assert isinstance(open_bus(Settings(redis_url=None)), InProcessBus)
     assert isinstance(open_bus(Settings(redis_url="redis://127.0.0.1:1/0")), RedisBus)
+
+
+class WorkCounter:
+    """An engine's ``wake``: counts the work wake-ups it is handed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.woken = asyncio.Event()
+
+    def __call__(self) -> None:
+        self.count += 1
+        self.woken.set()
+
+
+async def test_announced_work_wakes_the_engines_of_every_process(
+    redis_server: RedisServer,
+) -> None:
+    api, worker = RedisBus(redis_server.url), RedisBus(redis_server.url)
+    try:
+        at_api, at_worker = WorkCounter(), WorkCounter()
+        api.on_work(at_api)
+        worker.on_work(at_worker)
+        await wait_subscribed(api, worker)
+        at_api.count = at_worker.count = 0  # subscribing counts as a reconnection
+        api.announce_work()  # a task created on the api process
+        assert at_api.count == 1  # the local engine at once
+        async with asyncio.timeout(2):
+            await at_worker.woken.wait()  # the worker's within moments, not at its idle look
+        await asyncio.sleep(0.2)
+        assert (at_api.count, at_worker.count) == (1, 1)  # our own announcement is not replayed
+    finally:
+        await api.close()
+        await worker.close()
+
+
+async def test_work_announced_during_an_outage_is_looked_at_on_reconnect(
+    redis_server: RedisServer,
+) -> None:
+    bus = RedisBus(redis_server.url, max_backoff=0.2)
+    try:
+        engine = WorkCounter()
+        bus.on_work(engine)
+        await wait_subscribed(bus)
+        engine.count = 0
+        engine.woken.clear()
+        redis_server.stop()
+        redis_server.start()
+        async with asyncio.timeout(10):
+            await engine.woken.wait()  # resubscribed: the engine looks at the store now
+    finally:
+        await bus.close()
+
+
+def test_the_in_process_bus_wakes_its_engine_at_once() -> None:
+    bus = InProcessBus()
+    engine = WorkCounter()
+    stop = bus.on_work(engine)
+    bus.announce_work()
+    assert engine.count == 1
+    stop()
+    bus.announce_work()
+    assert engine.count == 1

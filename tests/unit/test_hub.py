@@ -63,6 +63,12 @@ class FakeBus:
             if hook is not None:
                 await hook()
 
+    def announce_work(self) -> None:
+        return None
+
+    def on_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None
+
     async def ping(self) -> None:
         return None
 

@@ -116,6 +116,8 @@ async def open_runtime(
         providers=providers,
         deadline_seconds=settings.task_deadline_seconds,
         quota_for=quota_for,
+        # A create or retry wakes an engine at once, in this process or another.
+        on_work=bus.announce_work,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
     hub = None
@@ -147,7 +149,7 @@ async def open_runtime(
                 max_in_flight=settings.max_in_flight,
             ),
         )
-        service.on_work = runtime.engine.wake
+        bus.on_work(runtime.engine.wake)
         runtime.engine.start()
     return runtime
 

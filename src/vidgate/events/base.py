@@ -10,11 +10,14 @@ from ``task_events``. Wake-ups may come late, twice or never: listeners catch up
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from vidgate.domain.events import TaskEvent
+
+logger = logging.getLogger(__name__)
 
 
 class BusUnavailable(Exception):
@@ -63,8 +66,41 @@ class EventBus(Protocol):
         """
         ...
 
+    def announce_work(self) -> None:
+        """Tell every engine, here and in other processes, that a task is due now (it was
+        created or retried), so one claims it at once instead of at its next idle look.
+        Best effort and never blocking: engines also look at the store on their own."""
+        ...
+
+    def on_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (quick, synchronous) on every announced piece of work, and
+        after a reconnection to the broker; returns a function that stops it."""
+        ...
+
     async def ping(self) -> None:
         """Return if the broker answers; raise ``BusUnavailable`` otherwise."""
         ...
 
     async def close(self) -> None: ...
+
+
+def subscribe(
+    callbacks: list[Callable[[], None]], callback: Callable[[], None]
+) -> Callable[[], None]:
+    """Add ``callback`` to ``callbacks``; the function that takes it out again."""
+    callbacks.append(callback)
+
+    def stop() -> None:
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    return stop
+
+
+def call_each(callbacks: list[Callable[[], None]]) -> None:
+    """Call every callback; one that fails is logged and does not stop the others."""
+    for callback in list(callbacks):
+        try:
+            callback()
+        except Exception:
+            logger.exception("work wake-up callback failed")

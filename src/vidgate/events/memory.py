@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from vidgate.domain.events import TaskEvent
-from vidgate.events.base import Listener, Reconnected
+from vidgate.events.base import Listener, Reconnected, call_each, subscribe
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ class InProcessBus:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._work: list[Callable[[], None]] = []
 
     async def publish(self, event: TaskEvent) -> None:
         for listener in list(self._listeners):
@@ -39,8 +40,15 @@ class InProcessBus:
 
         return stop
 
+    def announce_work(self) -> None:
+        call_each(self._work)
+
+    def on_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return subscribe(self._work, callback)
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._listeners.clear()
+        self._work.clear()

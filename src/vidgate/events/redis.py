@@ -1,7 +1,8 @@
 """``EventBus`` over Redis pub/sub: wake-ups across many api and worker processes.
 
 One channel carries small JSON wake-ups, ids only (``{"id", "videoId", "taskVersion",
-"origin"}``), never a payload: listeners read the events from ``task_events``. Redis
+"origin"}``), never a payload: listeners read the events from ``task_events``. The same
+channel carries ``{"work": true, "origin"}``: a task is due now, for the engines. Redis
 pub/sub keeps nothing and delivers at most once, so a lost wake-up must only delay a
 message until the hub's poll. Hence nothing here makes a caller wait for Redis:
 
@@ -32,7 +33,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from vidgate.domain.events import TaskEvent
-from vidgate.events.base import BusUnavailable, EventRef, Listener, Reconnected, Wakeup
+from vidgate.events.base import (
+    BusUnavailable,
+    EventRef,
+    Listener,
+    Reconnected,
+    Wakeup,
+    call_each,
+    subscribe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +136,7 @@ class RedisBus:
         self._origin = secrets.token_hex(8)  # our own wake-ups come back: skip them
         self._outage = _Outage(_shown(url))
         self._listeners: list[tuple[Listener, Reconnected | None]] = []
+        self._work: list[Callable[[], None]] = []
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_SIZE)
         self._overflowing = False
         self._subscribed = asyncio.Event()
@@ -148,14 +158,27 @@ class RedisBus:
         await self._hand_over(event)  # at once, and whether Redis is up or not
         if self._closed:
             return
-        message = json.dumps(
+        self._queue(
             {
                 "id": event.id,
                 "videoId": event.video_id,
                 "taskVersion": event.task_version,
                 "origin": self._origin,
             }
-        ).encode()
+        )
+
+    def announce_work(self) -> None:
+        call_each(self._work)  # this process's engine at once
+        if not self._closed:
+            self._queue({"work": True, "origin": self._origin})
+
+    def on_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        stop = subscribe(self._work, callback)
+        self._start_reader()
+        return stop
+
+    def _queue(self, body: dict[str, Any]) -> None:
+        message = json.dumps(body).encode()
         try:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -171,14 +194,17 @@ class RedisBus:
     ) -> Callable[[], None]:
         entry = (listener, on_reconnect)
         self._listeners.append(entry)
-        if self._reader is None and not self._closed:
-            self._reader = asyncio.create_task(self._read(), name="vidgate-redis-reader")
+        self._start_reader()
 
         def stop() -> None:
             if entry in self._listeners:
                 self._listeners.remove(entry)
 
         return stop
+
+    def _start_reader(self) -> None:
+        if self._reader is None and not self._closed:
+            self._reader = asyncio.create_task(self._read(), name="vidgate-redis-reader")
 
     async def ping(self) -> None:
         try:
@@ -191,6 +217,7 @@ class RedisBus:
             return
         self._closed = True
         self._listeners.clear()
+        self._work.clear()
         if self._publisher is not None and not self._outage.down:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.join(), FLUSH_SECONDS)
@@ -211,6 +238,7 @@ class RedisBus:
                 logger.exception("event listener failed for event %d", wakeup.id)
 
     async def _reconnected(self) -> None:
+        call_each(self._work)  # work announced while we were away: look now
         for _, hook in list(self._listeners):
             if hook is None:
                 continue
@@ -220,10 +248,14 @@ class RedisBus:
                 logger.exception("on_reconnect hook failed")
 
     def _parse(self, data: Any) -> EventRef | None:
-        """The wake-up in a channel message; None for our own or a malformed one."""
+        """The wake-up in a channel message; None for our own, a work announcement
+        (handed to the work callbacks here) or a malformed one."""
         try:
             body = json.loads(data)
             if body.get("origin") == self._origin:
+                return None
+            if body.get("work") is True:
+                call_each(self._work)
                 return None
             video_id, event_id, version = body["videoId"], body["id"], body["taskVersion"]
             if not (isinstance(video_id, str) and type(event_id) is int and type(version) is int):
