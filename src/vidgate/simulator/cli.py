@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vidgate.simulator import server
 from vidgate.simulator.config import SimConfig
 
 _DEFAULTS = SimConfig()
@@ -163,4 +162,6 @@ def command(
         raise typer.BadParameter(str(exc)) from exc
     shown_host = f"[{host}]" if ":" in host else host
     typer.echo(f"vidgate simulator listening on http://{shown_host}:{port}{config.prefix}")
+    from vidgate.simulator import server  # FastAPI and uvicorn: only when serving
+
     server.run(config, host, port)
