@@ -65,8 +65,10 @@ class ProviderConfig(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=10.0, gt=0)
     # Where videoUrl comes from: "auto" uses the job's own `url` when it has one and
-    # vidgate's streaming route otherwise; "url" requires it; "proxy" always streams.
-    content: Literal["auto", "url", "proxy"] = "auto"
+    # vidgate's streaming route otherwise; "url" requires it; "proxy" always streams;
+    # "mirror" downloads the video into VIDGATE_MEDIA_DIR at completion and serves it
+    # from there (it outlives the upstream's expiry).
+    content: Literal["auto", "url", "proxy", "mirror"] = "auto"
     max_concurrency: int = Field(default=32, ge=1, le=10_000)
     # Kept below the lease (30 s by default) so a step ends before its lease does.
     timeout_seconds: float = Field(default=20.0, gt=0)
@@ -176,6 +178,10 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     plans: dict[str, Limits] = Field(default_factory=dict)
     users: dict[str, UserLimits] = Field(default_factory=dict)
+
+    # Mirrored videos (providers with content = "mirror", and demo mode).
+    media_dir: Path = Path("./data/media")
+    max_video_bytes: int = Field(default=1024**3, ge=1)
 
     # Create: how long an Idempotency-Key is remembered (at least the IETF draft's 24 h).
     idempotency_ttl_hours: float = Field(default=24.0, ge=24)

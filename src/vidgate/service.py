@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vidgate.domain import events, ids, transitions
@@ -35,6 +36,7 @@ from vidgate.domain.status import TaskStatus
 from vidgate.engine.urls import ACCESS_PARAM
 from vidgate.events.base import EventBus
 from vidgate.logs import ref
+from vidgate.media import MediaStore
 from vidgate.providers.base import ContentStream, UpstreamError
 from vidgate.providers.cleanup import delete_job
 from vidgate.providers.registry import ProviderRegistry
@@ -82,6 +84,7 @@ class TaskService:
         on_work: Callable[[], None] = lambda: None,
         quota_for: Callable[[str], Quota] = lambda _user: Quota(),
         idempotency_ttl: timedelta = timedelta(hours=24),
+        media: MediaStore | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -90,6 +93,7 @@ class TaskService:
         self.on_work = on_work
         self.quota_for = quota_for
         self.idempotency_ttl = idempotency_ttl
+        self.media = media
         self._background: set[asyncio.Task[bool]] = set()
 
     async def create(
@@ -230,13 +234,13 @@ class TaskService:
 
     async def open_stream(
         self, user_id: str, video_id: str, *, range_header: str | None
-    ) -> ContentStream:
+    ) -> ContentStream | Path:
         """The video bytes through vidgate, for upstreams without a public URL."""
         return await self._open_stream(await self.get(user_id, video_id), range_header)
 
     async def open_stream_with_access(
         self, video_id: str, access_token: str, *, range_header: str | None
-    ) -> ContentStream:
+    ) -> ContentStream | Path:
         """The video bytes for whoever holds the ``access_token`` of its ``videoUrl``
         (a ``<video>`` element cannot send credentials); a wrong token is answered like
         a missing task."""
@@ -245,12 +249,18 @@ class TaskService:
             raise TaskNotFound(video_id)
         return await self._open_stream(task, range_header)
 
-    async def _open_stream(self, task: Task, range_header: str | None) -> ContentStream:
+    async def _open_stream(self, task: Task, range_header: str | None) -> ContentStream | Path:
+        """The mirrored file when there is one (the route serves ranges of it), else the
+        upstream's content streamed through."""
         if task.status is not TaskStatus.COMPLETED or task.external_id is None:
             raise TaskNotCompleted(
                 f"The task is {task.status}; its video is not ready.",
                 details={"status": str(task.status)},
             )
+        if self.media is not None:
+            mirrored = await asyncio.to_thread(self.media.find, task.video_id)
+            if mirrored is not None:
+                return mirrored
         provider = self.providers.get(task.provider or "")
         if provider is None:
             raise ContentUnavailable("The provider of this task is no longer configured.")

@@ -98,3 +98,30 @@ def test_crash_during_submission_resends_the_same_idempotency_key(
     assert isinstance(requests, dict)
     # The kill interrupted submissions, which were sent again: more creates than jobs.
     assert requests["POST /videos"] > len(ids)
+
+
+@pytest.mark.parametrize("database_kind", ["sqlite"], indirect=True)
+def test_demo_videos_still_play_after_a_restart(start_vidgate: StartVidgate) -> None:
+    """Demo mode mirrors its videos: the in-process simulator forgets them on a restart."""
+    first = start_vidgate(job_seconds=1.0)
+    video_id = httpx.post(f"{first.url}/api/video/tasks", json={"prompt": "a kite"}).json()["data"][
+        "videoId"
+    ]
+    wait_until(
+        lambda: tasks_of(first.url, [video_id])[0]["status"] == "COMPLETED", 20, "completion"
+    )
+    video_url = tasks_of(first.url, [video_id])[0]["videoUrl"]
+    assert "/stream?access_token=" in video_url
+    before = httpx.get(video_url, timeout=10)
+    assert before.status_code == 200 and before.headers["content-type"] == "video/mp4"
+    first.stop()
+
+    second = start_vidgate(job_seconds=1.0)
+    again = video_url.replace(first.url, second.url)  # the new process has another port
+    after = httpx.get(again, timeout=10)
+    assert after.status_code == 200
+    assert after.content == before.content
+    part = httpx.get(again, headers={"Range": "bytes=10-19"}, timeout=10)
+    assert part.status_code == 206
+    assert part.content == before.content[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(before.content)}"

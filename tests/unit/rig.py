@@ -24,6 +24,7 @@ from vidgate.domain.models import Task
 from vidgate.domain.schedule import PollPolicy
 from vidgate.engine.engine import Engine, EngineConfig
 from vidgate.events.memory import InProcessBus
+from vidgate.media import MediaStore
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import NewTask, TaskService
 from vidgate.testing import FakeProvider, MemoryTaskStore
@@ -71,7 +72,9 @@ class Rig:
         """The first (or only) provider."""
         return next(iter(self.fakes.values()))
 
-    def engine(self, owner: str = "engine-a", **config: Any) -> Engine:
+    def engine(
+        self, owner: str = "engine-a", *, media: MediaStore | None = None, **config: Any
+    ) -> Engine:
         """A started engine on this rig's store, bus and providers."""
         engine = Engine(
             store=self.store,
@@ -79,6 +82,7 @@ class Rig:
             providers=self.registry,
             config=fast_config(**config),
             owner=owner,
+            media=media,
         )
         self.engines.append(engine)
         engine.start()

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,7 @@ from vidgate.domain.events import EventType
 from vidgate.domain.ids import shorten
 from vidgate.domain.models import AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
+from vidgate.media import MediaStore
 from vidgate.providers.base import (
     RateLimited,
     UpstreamRejected,
@@ -601,3 +603,52 @@ async def test_two_engines_submit_each_task_once(make_rig: MakeRig) -> None:
     keys = [c.idempotency_key for c in rig.provider.calls_to("create")]
     assert len(keys) == len(set(keys)) == 12
     assert len(rig.provider.jobs) == 12
+
+
+async def test_a_mirrored_video_is_kept_and_served_after_the_upstream_forgets_it(
+    make_rig: MakeRig, tmp_path: Path
+) -> None:
+    media = MediaStore(tmp_path / "media", max_bytes=1024)
+    rig = await make_rig(content_mode="mirror")
+    rig.service.media = media
+    rig.engine(media=media)
+    task = await rig.submitted((await rig.create()).video_id)
+    assert task.external_id is not None
+    # The first download breaks off: the task stays open and the download is tried again.
+    rig.provider.fail_next("open_content", UpstreamUnavailable("fake: reset"))
+    rig.provider.complete(task.external_id, url=CDN)  # mirror ignores the job's own URL
+
+    done = await rig.wait(task.video_id, lambda t: t.status.terminal)
+
+    assert done.status is TaskStatus.COMPLETED
+    assert done.video_url is not None
+    assert done.video_url.startswith(f"{PUBLIC}/api/video/tasks/{task.video_id}/stream?")
+    mirrored = media.find(task.video_id)
+    assert mirrored is not None and mirrored.read_bytes() == rig.provider.content
+    assert [c.range_header for c in rig.provider.calls_to("open_content")] == [None, None]
+    del rig.provider.jobs[task.external_id]  # the upstream's copy expired
+    served = await rig.service.open_stream(USER, task.video_id, range_header=None)
+    assert served == mirrored
+    assert list((tmp_path / "media").iterdir()) == [mirrored]  # no partial file left
+
+
+async def test_a_video_too_large_to_mirror_is_streamed_instead(
+    make_rig: MakeRig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    media = MediaStore(tmp_path / "media", max_bytes=4)
+    rig = await make_rig(content_mode="mirror")
+    rig.service.media = media
+    rig.engine(media=media)
+    task = await rig.submitted((await rig.create()).video_id)
+    assert task.external_id is not None
+    rig.provider.complete(task.external_id, url=None)
+
+    done = await rig.wait(task.video_id, lambda t: t.status.terminal)
+
+    assert done.status is TaskStatus.COMPLETED
+    assert media.find(task.video_id) is None
+    assert list((tmp_path / "media").iterdir()) == []
+    assert "not mirroring" in caplog.text
+    streamed = await rig.service.open_stream(USER, task.video_id, range_header=None)
+    assert not isinstance(streamed, Path)
+    await streamed.aclose()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from vidgate.api.deps import (
@@ -158,7 +159,7 @@ async def stream_content(
             "which cannot send credentials, play the video.",
         ),
     ] = None,
-) -> StreamingResponse:
+) -> Response:
     """The video through vidgate (Range forwarded), for upstreams without a public URL."""
     if access_token is not None:
         stream = await service.open_stream_with_access(
@@ -167,6 +168,10 @@ async def stream_content(
     else:
         principal = await current_principal(request, None)
         stream = await service.open_stream(principal.user_id, video_id, range_header=range_header)
+    if isinstance(stream, Path):  # mirrored: ranges served from the file itself
+        return FileResponse(
+            stream, media_type="video/mp4", headers={"cache-control": "private, max-age=300"}
+        )
     headers = dict(stream.headers)
     headers.setdefault("accept-ranges", "bytes")
     headers["cache-control"] = "private, max-age=300"

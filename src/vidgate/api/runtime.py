@@ -17,6 +17,7 @@ from vidgate.config import DEFAULT_MODELS, ProviderConfig, Settings
 from vidgate.engine.engine import Engine, EngineConfig
 from vidgate.events.base import EventBus
 from vidgate.events.factory import open_bus
+from vidgate.media import MediaStore
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import TaskService
 from vidgate.store.base import Quota
@@ -82,8 +83,12 @@ async def open_runtime(
 
         simulator = await start_simulator(SimConfig(job_seconds=settings.sim_job_seconds))
         provider_configs = [
+            # Mirrored: the in-process simulator forgets its videos when vidgate stops.
             ProviderConfig(
-                name="simulator", base_url=simulator.base_url, models=dict(DEFAULT_MODELS)
+                name="simulator",
+                base_url=simulator.base_url,
+                models=dict(DEFAULT_MODELS),
+                content="mirror",
             )
         ]
         logger.info(
@@ -104,6 +109,7 @@ async def open_runtime(
         max_overflow=settings.db_max_overflow,
     )
     bus = open_bus(settings)
+    media = MediaStore(settings.media_dir, max_bytes=settings.max_video_bytes)
     providers = ProviderRegistry.from_configs(provider_configs)
 
     def quota_for(user_id: str) -> Quota:
@@ -119,6 +125,7 @@ async def open_runtime(
         # A create or retry wakes an engine at once, in this process or another.
         on_work=bus.announce_work,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        media=media,
     )
     hub = None
     if api:
@@ -148,6 +155,7 @@ async def open_runtime(
                 lease_seconds=settings.lease_seconds,
                 max_in_flight=settings.max_in_flight,
             ),
+            media=media,
         )
         bus.on_work(runtime.engine.wake)
         runtime.engine.start()

@@ -35,6 +35,7 @@ from vidgate.engine.limits import CircuitBreaker, ProviderGate
 from vidgate.engine.urls import new_access_token, stream_url
 from vidgate.events.base import EventBus
 from vidgate.logs import TaskRef, ref
+from vidgate.media import MediaStore, TooLarge
 from vidgate.providers.base import (
     Provider,
     SubmitRequest,
@@ -87,11 +88,13 @@ class Engine:
         providers: ProviderRegistry,
         config: EngineConfig,
         owner: str | None = None,
+        media: MediaStore | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.providers = providers
         self.config = config
+        self.media = media  # where providers with content = "mirror" keep their videos
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -650,14 +653,19 @@ class Engine:
         """
         seen = job.observation
         mode = provider.content_mode
-        if job.raw_url and mode != "proxy":
+        if job.raw_url and mode not in ("proxy", "mirror"):
             self._unconfirmed.pop(task.video_id, None)
             return dataclasses.replace(seen, video_url=job.raw_url)
         if mode != "url":
             try:
                 async with self._gates[provider.name].request():
-                    stream = await provider.open_content(job.external_id, range_header="bytes=0-0")
-                await stream.aclose()
+                    if mode == "mirror" and self.media is not None:
+                        await self._mirror(task, provider, job.external_id)
+                    else:
+                        stream = await provider.open_content(
+                            job.external_id, range_header="bytes=0-0"
+                        )
+                        await stream.aclose()
             except (UpstreamNotFound, UpstreamRejected):
                 pass  # completed, yet no video: unconfirmed
             except UpstreamError:
@@ -674,6 +682,35 @@ class Engine:
             return dataclasses.replace(seen, video_url=None)  # observe() fails it
         self._unconfirmed[task.video_id] = count
         return dataclasses.replace(seen, status=None, raw_status=None)
+
+    async def _mirror(self, task: Task, provider: Provider, external_id: str) -> None:
+        """Download the finished video into the media store (the completion check too).
+
+        Upstream errors go to the caller, as the plain check's do. A video the store cannot
+        keep (too large, disk trouble, an encoded body) is logged and left to the
+        streaming proxy, which ``/stream`` falls back to: completion does not wait on it.
+        """
+        assert self.media is not None
+        who = ref(task.video_id, external_id)
+        stream = await provider.open_content(external_id, range_header=None)
+        try:
+            encoding = {k.lower(): v for k, v in stream.headers.items()}.get("content-encoding")
+            if stream.status != 200 or encoding not in (None, "identity"):
+                logger.warning(
+                    "not mirroring %s: the upstream answered %d (encoding %s); streaming it",
+                    who,
+                    stream.status,
+                    encoding,
+                    extra=who.extra,
+                )
+                return
+            size = await self.media.save(task.video_id, stream.chunks)
+        except (TooLarge, OSError) as exc:
+            logger.warning("not mirroring %s: %s; streaming it", who, exc, extra=who.extra)
+        else:
+            logger.info("mirrored %s (%d bytes)", who, size, extra=who.extra)
+        finally:
+            await stream.aclose()
 
     async def _end_attempt(
         self,

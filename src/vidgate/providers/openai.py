@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -154,9 +155,19 @@ class OpenAIVideosProvider:
         return ContentStream(
             status=response.status_code,
             headers=kept,
-            chunks=response.aiter_raw(),
+            chunks=self._body_chunks(response),
             close=response.aclose,
         )
+
+    async def _body_chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body as it arrives; a broken transfer is an ``UpstreamUnavailable``."""
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"{self.name}: content transfer broke off: {type(exc).__name__}"
+            ) from exc
 
     async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
         data = await self._json("GET", f"/videos?order=desc&limit={max(1, min(limit, 100))}")
