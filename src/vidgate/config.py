@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     jwt_secret_file: Path | None = None
     jwt_public_key_file: Path | None = None  # RS256, PEM
     jwt_jwks_file: Path | None = None  # a JSON Web Key Set, keys chosen by `kid`
+    jwt_jwks_url: str | None = None  # ... or the identity provider's JWKS endpoint
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_admin_role: str = "vidgate:admin"  # in the token's `roles` list or `scope` string

@@ -8,10 +8,12 @@ keys issued into a ``MemoryTaskStore``.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.support import free_port
 from vidgate import logs
 from vidgate.auth.factory import (
     LocalAuthenticator,
@@ -33,9 +36,9 @@ from vidgate.auth.factory import (
     open_authenticator,
 )
 from vidgate.auth.keys import ApiKeyAuthenticator, issue_key
-from vidgate.auth.tokens import JwtAuthenticator
+from vidgate.auth.tokens import JwtAuthenticator, jwks_client
 from vidgate.config import ConfigError, Settings
-from vidgate.domain.errors import Unauthenticated, ValidationFailed
+from vidgate.domain.errors import AuthUnavailable, Unauthenticated, ValidationFailed
 from vidgate.testing import MemoryTaskStore
 
 ISSUER = "https://login.example.com/"
@@ -405,6 +408,78 @@ async def test_jwks_with_one_key_accepts_tokens_without_kid(
     path = write_jwks(tmp_path / "jwks.json", first.jwk("only"))
     authenticator = JwtAuthenticator.from_settings(jwt_settings(jwt_jwks_file=path))
     assert (await authenticator.authenticate(first.sign(claims()))).user_id == "user-1"
+
+
+class JwksEndpoint:
+    """An identity provider's JWKS endpoint on a loopback socket; the served keys can change."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.fetches = 0
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                endpoint.fetches += 1
+                body = json.dumps({"keys": endpoint.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def jwks_endpoint() -> Iterator[JwksEndpoint]:
+    endpoint = JwksEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+async def test_jwks_url_follows_key_rotation(
+    jwks_endpoint: JwksEndpoint, rsa_keys: tuple[RsaKey, RsaKey]
+) -> None:
+    first, second = rsa_keys
+    jwks_endpoint.keys = [first.jwk("k1")]
+    authenticator = JwtAuthenticator.from_settings(jwt_settings(jwt_jwks_url=jwks_endpoint.url))
+    authenticator._key_set = jwks_client(jwks_endpoint.url, cooldown_seconds=0)  # no wait
+    for _ in range(3):
+        assert (await authenticator.authenticate(first.sign(claims(), kid="k1"))).user_id
+    assert jwks_endpoint.fetches == 1  # cached
+    # The identity provider rotates to k2: a token naming it makes vidgate look again.
+    jwks_endpoint.keys = [first.jwk("k1"), second.jwk("k2")]
+    rotated = second.sign(claims(sub="b"), kid="k2")
+    assert (await authenticator.authenticate(rotated)).user_id == "b"
+    assert jwks_endpoint.fetches == 2
+    forged = first.sign(claims(), kid="k2")  # names k2, signed with k1's private key
+    assert (await refused(authenticator, forged)).code == "TOKEN_INVALID"
+    unknown = first.sign(claims(), kid="k9")
+    assert (await refused(authenticator, unknown)).code == "TOKEN_INVALID"
+
+
+async def test_jwks_url_unreachable_is_503_not_401(rsa_keys: tuple[RsaKey, RsaKey]) -> None:
+    first, _ = rsa_keys
+    url = f"http://127.0.0.1:{free_port()}/jwks.json"  # nothing listens there
+    authenticator = JwtAuthenticator.from_settings(jwt_settings(jwt_jwks_url=url))
+    with pytest.raises(AuthUnavailable) as caught:
+        await authenticator.authenticate(first.sign(claims(), kid="k1"))
+    assert (caught.value.http_status, caught.value.code) == (503, "AUTH_UNAVAILABLE")
+
+
+def test_jwks_url_must_be_http() -> None:
+    assert "http(s)" in config_error({"jwt_jwks_url": "file:///etc/jwks.json"})
 
 
 # ---------------------------------------------------------------------------------- config

@@ -23,7 +23,12 @@ from vidgate.api.hub import Hub, Subscriber, now_ms
 from vidgate.api.runtime import Runtime
 from vidgate.auth.base import Principal
 from vidgate.auth.factory import bearer_token
-from vidgate.domain.errors import TooManyRequests, Unauthenticated, VidgateError
+from vidgate.domain.errors import (
+    AuthUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+    VidgateError,
+)
 from vidgate.service import TaskService
 from vidgate.store.base import StoreUnavailable
 
@@ -139,6 +144,10 @@ async def _authenticate(socket: WebSocket, runtime: Runtime, max_bytes: int) -> 
         extra = {"retryAfterSeconds": exc.retry_after} if isinstance(exc, TooManyRequests) else {}
         await _send(socket, _error(exc.code, exc.message, **extra))
         await socket.close(code=POLICY_VIOLATION, reason=exc.code)
+        return None
+    except AuthUnavailable as exc:
+        await _send(socket, _error(exc.code, exc.message))
+        await socket.close(code=TRY_AGAIN_LATER, reason=exc.code)
         return None
     except StoreUnavailable as exc:
         logger.error("WebSocket authentication failed: database unavailable: %s", exc)

@@ -1,9 +1,14 @@
 """JSON Web Tokens (auth mode ``jwt``): the usual way a product's own login hands its
 users to vidgate.
 
-Exactly one key source: an HS256 secret, an RS256 public key (PEM), or a JWKS file whose
-keys are chosen by the token's ``kid``. Every decode names the algorithms it accepts (the
-key's own, never ``none``), requires ``exp`` and ``sub``, and checks issuer and audience.
+Exactly one key source: an HS256 secret, an RS256 public key (PEM), or a JWKS file or URL
+whose keys are chosen by the token's ``kid``. A JWKS URL (the identity provider's endpoint)
+is fetched by PyJWT's ``PyJWKClient``: cached for five minutes, fetched again early when a
+token names an unknown ``kid`` (key rotation, at most every 30 s); while it cannot be
+reached and nothing is cached, requests get 503 AUTH_UNAVAILABLE.
+
+Every decode names the algorithms it accepts (the key's own, never ``none``), requires
+``exp`` and ``sub``, and checks issuer and audience.
 PyJWT's exceptions stop here and become ``Unauthenticated`` with one of three codes:
 
 - ``TOKEN_EXPIRED``: ``exp`` has passed (beyond the leeway);
@@ -16,6 +21,8 @@ Messages never repeat the token.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from vidgate.auth.base import Principal
 from vidgate.auth.keys import MAX_USER_ID
 from vidgate.config import ConfigError, Settings
-from vidgate.domain.errors import Unauthenticated
+from vidgate.domain.errors import AuthUnavailable, Unauthenticated
+
+logger = logging.getLogger(__name__)
 
 MIN_HMAC_BYTES = 32  # RFC 7518 3.2: an HS256 key is at least as long as the hash
 MIN_RSA_BITS = 2048
@@ -50,6 +59,7 @@ class JwtAuthenticator:
         self,
         *,
         keys: dict[str | None, _Key],
+        key_set: jwt.PyJWKClient | None = None,
         issuer: str,
         audience: str,
         leeway: float = 0.0,
@@ -58,6 +68,7 @@ class JwtAuthenticator:
     ) -> None:
         # ``None`` maps the key used by tokens without a ``kid`` (a single static key).
         self._keys = keys
+        self._key_set = key_set  # a JWKS endpoint, when keys is empty
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
@@ -79,6 +90,7 @@ class JwtAuthenticator:
                 ("VIDGATE_JWT_SECRET_FILE", settings.jwt_secret_file),
                 ("VIDGATE_JWT_PUBLIC_KEY_FILE", settings.jwt_public_key_file),
                 ("VIDGATE_JWT_JWKS_FILE", settings.jwt_jwks_file),
+                ("VIDGATE_JWT_JWKS_URL", settings.jwt_jwks_url),
             )
             if value is not None
         ]
@@ -86,17 +98,22 @@ class JwtAuthenticator:
             found = ", ".join(sources) if sources else "none"
             raise ConfigError(
                 "auth mode jwt needs exactly one key source: VIDGATE_JWT_SECRET, "
-                "VIDGATE_JWT_SECRET_FILE, VIDGATE_JWT_PUBLIC_KEY_FILE or VIDGATE_JWT_JWKS_FILE "
-                f"(set: {found})"
+                "VIDGATE_JWT_SECRET_FILE, VIDGATE_JWT_PUBLIC_KEY_FILE, VIDGATE_JWT_JWKS_FILE "
+                f"or VIDGATE_JWT_JWKS_URL (set: {found})"
             )
-        if settings.jwt_public_key_file is not None:
-            keys: dict[str | None, _Key] = {None: _rsa_public_key(settings.jwt_public_key_file)}
+        key_set = None
+        keys: dict[str | None, _Key] = {}
+        if settings.jwt_jwks_url is not None:
+            key_set = jwks_client(settings.jwt_jwks_url)
+        elif settings.jwt_public_key_file is not None:
+            keys = {None: _rsa_public_key(settings.jwt_public_key_file)}
         elif settings.jwt_jwks_file is not None:
             keys = _key_set(settings.jwt_jwks_file)
         else:
             keys = {None: _hmac_key(settings.jwt_key_material() or "")}
         return cls(
             keys=keys,
+            key_set=key_set,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
@@ -109,7 +126,10 @@ class JwtAuthenticator:
             raise Unauthenticated(
                 "A token is required: send 'Authorization: Bearer <JWT>'.", code="AUTH_REQUIRED"
             )
-        claims = self._decode(token)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _invalid("The token is too long.")
+        key = self._key_for(token) if self._key_set is None else await self._fetched_key(token)
+        claims = self._decode(token, key)
         subject = claims["sub"]
         if not subject or len(subject) > MAX_USER_ID or not subject.isprintable():
             raise Unauthenticated(
@@ -121,10 +141,24 @@ class JwtAuthenticator:
     async def close(self) -> None:
         """Nothing to release: keys are read once, at start."""
 
-    def _decode(self, token: str) -> dict[str, Any]:
-        if len(token) > MAX_TOKEN_CHARS:
-            raise _invalid("The token is too long.")
-        key = self._key_for(token)
+    async def _fetched_key(self, token: str) -> _Key:
+        """The key the token's ``kid`` names in the identity provider's key set."""
+        assert self._key_set is not None
+        try:
+            jwk = await asyncio.to_thread(self._key_set.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientConnectionError as exc:
+            logger.warning("the JWKS endpoint cannot be reached: %s", exc)
+            raise AuthUnavailable(
+                "Tokens cannot be checked right now (the identity provider's keys are "
+                "unreachable); try again shortly."
+            ) from None
+        except (jwt.PyJWKClientError, jwt.DecodeError, ValueError):
+            raise _invalid(
+                "The token is signed with a key (kid) the identity provider does not list."
+            ) from None
+        return _Key(jwk, jwk.algorithm_name)
+
+    def _decode(self, token: str, key: _Key) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -177,6 +211,15 @@ class JwtAuthenticator:
             or (isinstance(roles, list) and self._admin_role in roles)
             or (isinstance(scope, str) and self._admin_role in scope.split())
         )
+
+
+def jwks_client(url: str, *, cooldown_seconds: float = 30.0) -> jwt.PyJWKClient:
+    """PyJWT's client for a JWKS endpoint; ``ConfigError`` for a URL it cannot use."""
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError("VIDGATE_JWT_JWKS_URL must be an http(s) URL")
+    return jwt.PyJWKClient(
+        url, lifespan=300, timeout=5, cooldown_duration=cooldown_seconds, cache_jwk_set=True
+    )
 
 
 def _invalid(message: str) -> Unauthenticated:

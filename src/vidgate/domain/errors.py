@@ -92,6 +92,13 @@ class Unauthenticated(VidgateError):
         super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
 
 
+class AuthUnavailable(VidgateError):
+    """Credentials cannot be checked now (the identity provider's key set is unreachable)."""
+
+    code = "AUTH_UNAVAILABLE"
+    http_status = 503
+
+
 class Forbidden(VidgateError):
     code = "ADMIN_REQUIRED"
     http_status = 403
