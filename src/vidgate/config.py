@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, ge=2)
     task_deadline_seconds: float = Field(default=1800.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1)
+    # Transient failures in a row a submission survives before its task fails
+    # (UPSTREAM_UNAVAILABLE) or moves to another provider.
+    submit_retries: int = Field(default=5, ge=1, le=50)
     drain_seconds: float = Field(default=10.0, ge=0)  # graceful shutdown: finish steps
     default_model: str = "sora_video2"
     providers: list[ProviderConfig] = Field(default_factory=list)

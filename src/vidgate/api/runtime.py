@@ -154,6 +154,7 @@ async def open_runtime(
                 public_url=public_url,
                 lease_seconds=settings.lease_seconds,
                 max_in_flight=settings.max_in_flight,
+                submit_retries=settings.submit_retries,
             ),
             media=media,
         )
