@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,19 +37,42 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says what to fix."""
 
 
+Kind = Literal["openai-videos", "gemini-veo", "seedance", "kling", "runway", "minimax"]
+KINDS: tuple[str, ...] = ("openai-videos", "gemini-veo", "seedance", "kling", "runway", "minimax")
+
+
+SECRETS = ("api_key", "access_key", "secret_key")
+
+
 class ProviderConfig(BaseModel):
-    """One upstream video API speaking the ``/v1/videos`` convention."""
+    """One upstream video API; ``kind`` names its protocol (docs/PROVIDERS.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["openai"] = "openai"
-    base_url: str  # with any path prefix, e.g. http://host:8000/sora/v1
+    kind: Kind = "openai-videos"
+    # The API root as the vendor documents it, with any path prefix kept, e.g.
+    # http://host:8000/sora/v1 or https://generativelanguage.googleapis.com/v1beta.
+    base_url: str
     api_key: SecretStr | None = None
     api_key_env: str | None = None  # the environment variable holding the key
     api_key_file: Path | None = None  # or a file holding it (Docker / Kubernetes secrets)
-    # client model -> upstream model, e.g. {"sora_video2": "sora-2"}
-    models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
+    # Kling signs a JWT with an access key and a secret key, each given the same three ways.
+    access_key: SecretStr | None = None
+    access_key_env: str | None = None
+    access_key_file: Path | None = None
+    secret_key: SecretStr | None = None
+    secret_key_env: str | None = None
+    secret_key_file: Path | None = None
+    # gemini-veo: "gemini" (API key) or "vertex" (service account, project, location).
+    surface: Literal["gemini", "vertex"] = "gemini"
+    project: str | None = None
+    location: str | None = None
+    service_account_file: Path | None = None
+    api_version: str | None = None  # runway: X-Runway-Version
+    # client model -> upstream model, e.g. {"sora_video2": "sora-2"}; empty: the kind's
+    # built-in catalogue (docs/PROVIDERS.md).
+    models: dict[str, str] = Field(default_factory=dict)
     # Whether the upstream returns the same job for a repeated Idempotency-Key.
     idempotency: bool = True
     # How a submission whose outcome is unknown (a crash or a timeout mid-create) is
@@ -73,6 +97,17 @@ class ProviderConfig(BaseModel):
     # Kept below the lease (30 s by default) so a step ends before its lease does.
     timeout_seconds: float = Field(default=20.0, gt=0)
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_alias(cls, value: object) -> object:
+        return "openai-videos" if value == "openai" else value  # the name before 0.2
+
+    @model_validator(mode="after")
+    def _default_models(self) -> ProviderConfig:
+        if not self.models and self.kind == "openai-videos":
+            object.__setattr__(self, "models", dict(DEFAULT_MODELS))
+        return self
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -88,14 +123,53 @@ class ProviderConfig(BaseModel):
             raise ValueError('recovery = "resend" needs an upstream that honours idempotency')
         return self
 
-    def secret(self) -> str | None:
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env)
-        if self.api_key_file is not None:
-            return _read_secret(self.api_key_file)
+    def secret(
+        self, which: Literal["api_key", "access_key", "secret_key"] = "api_key"
+    ) -> str | None:
+        """The secret named ``which``, from the value, its environment variable or its file."""
+        value: SecretStr | None = getattr(self, which)
+        env: str | None = getattr(self, f"{which}_env")
+        file: Path | None = getattr(self, f"{which}_file")
+        if value is not None:
+            return value.get_secret_value()
+        if env:
+            return os.environ.get(env)
+        if file is not None:
+            return _read_secret(file)
         return None
+
+    def credential_name(self) -> str | None:
+        """Where the secrets are configured (never the secrets themselves), for the
+        attempt's binding: ``api_key=env:NAME``, ``access_key=env:A;secret_key=file:/p``,
+        ``service_account=file:/p``; ``inline`` for a value written in the file."""
+        refs = []
+        for which in SECRETS:
+            env = getattr(self, f"{which}_env")
+            file = getattr(self, f"{which}_file")
+            if env:
+                refs.append(f"{which}=env:{env}")
+            elif file is not None:
+                refs.append(f"{which}=file:{file}")
+            elif getattr(self, which) is not None:
+                refs.append(f"{which}=inline")
+        if self.service_account_file is not None:
+            refs.append(f"service_account=file:{self.service_account_file}")
+        return ";".join(refs) or None
+
+    @staticmethod
+    def credential_fields(credential: str | None) -> dict[str, Any]:
+        """The config fields a ``credential_name()`` stands for (inline values are lost)."""
+        fields: dict[str, Any] = {}
+        for item in (credential or "").split(";"):
+            which, _, where = item.partition("=")
+            how, _, value = where.partition(":")
+            if which == "service_account" and how == "file":
+                fields["service_account_file"] = Path(value)
+            elif which in SECRETS and how == "env":
+                fields[f"{which}_env"] = value
+            elif which in SECRETS and how == "file":
+                fields[f"{which}_file"] = Path(value)
+        return fields
 
 
 def _read_secret(path: Path) -> str:
@@ -103,6 +177,27 @@ def _read_secret(path: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}") from exc
+
+
+class ModelConfig(BaseModel):
+    """One client model in the catalogue (``[models."NAME"]``): what it can do, and when
+    it retires. Which providers serve it comes from their ``models`` tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retires_at: datetime | None = None
+    replaced_by: str | None = None
+    # Overrides the built-in capability table of its providers' kinds: durations,
+    # duration_range, aspect_ratios, resolutions, image_roles, max_images, audio,
+    # negative_prompt, seed.
+    capabilities: dict[str, Any] | None = None
+
+    @field_validator("retires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Limits(BaseModel):
@@ -162,6 +257,9 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=10.0, ge=0)  # graceful shutdown: finish steps
     default_model: str = "sora_video2"
     providers: list[ProviderConfig] = Field(default_factory=list)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)  # the catalogue
+    # content = "auto": a result that expires sooner than this is mirrored at completion.
+    mirror_before_seconds: float = Field(default=86400.0, ge=0)
 
     # Authentication (docs/SECURITY.md). "none" is for development: one local user, and
     # `serve` refuses a non-loopback address unless allow_remote_without_auth is set.
@@ -255,6 +353,7 @@ def load_settings(**overrides: object) -> Settings:
         if "limits" in data:
             update["limits"] = settings.limits.over(Limits(**data["limits"]))
         update["plans"] = {k: Limits(**v) for k, v in data.get("plans", {}).items()}
+        update["models"] = {k: ModelConfig(**v) for k, v in data.get("models", {}).items()}
         update["users"] = {k: UserLimits(**v) for k, v in data.get("users", {}).items()}
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{settings.config}: {exc}") from exc

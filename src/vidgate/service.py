@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from vidgate.domain import events, ids, transitions
 from vidgate.domain.errors import (
     Conflict,
+    ContentExpired,
     ContentUnavailable,
     IdempotencyKeyReused,
     TaskAlreadyFinished,
@@ -28,16 +29,16 @@ from vidgate.domain.errors import (
     TaskNotFound,
     TaskNotRetryable,
     TooManyRequests,
-    UnknownModel,
     ValidationFailed,
 )
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
+from vidgate.domain.request import VideoParams
 from vidgate.domain.status import TaskStatus
 from vidgate.engine.urls import ACCESS_PARAM
 from vidgate.events.base import EventBus
 from vidgate.logs import ref
 from vidgate.media import MediaStore
-from vidgate.providers.base import ContentStream, UpstreamError
+from vidgate.providers.base import ContentStream, JobRef, UpstreamError
 from vidgate.providers.cleanup import delete_job
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.store.base import (
@@ -64,6 +65,9 @@ class NewTask:
     seconds: str
     size: str
     input_reference: str | None = None
+    params: VideoParams = dataclasses.field(default_factory=VideoParams)
+    # Which of the seed's Sora-style fields the client sent (errors use its names).
+    legacy_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,12 +106,13 @@ class TaskService:
         """A new task, durable before this returns. With an ``idempotency_key`` the same
         user's earlier task for the same key and request is returned instead
         (``replayed``); the same key with another request is refused."""
-        if self.providers.route(new.model) is None:
-            raise UnknownModel(
-                f"Unknown model {new.model!r}.",
-                details={"model": new.model, "supported": self.providers.models()},
-            )
         now = datetime.now(UTC)
+        renamed = {}
+        if "seconds" in new.legacy_fields:
+            renamed["durationSeconds"] = "seconds"
+        if "size" in new.legacy_fields:
+            renamed.update(aspectRatio="size", resolution="size")
+        self.providers.catalogue.check(new.model, new.params, now=now, field_names=renamed)
         task = Task(
             video_id=ids.new_video_id(),
             user_id=user_id,
@@ -116,6 +121,7 @@ class TaskService:
             seconds=new.seconds,
             size=new.size,
             input_reference=new.input_reference,
+            params=new.params,
             created_at=now,
             updated_at=now,
             deadline_at=now + self.deadline,
@@ -261,11 +267,27 @@ class TaskService:
             mirrored = await asyncio.to_thread(self.media.find, task.video_id)
             if mirrored is not None:
                 return mirrored
-        provider = self.providers.get(task.provider or "")
+        attempt = task.current_attempt
+        binding = (attempt.binding if attempt is not None else None) or {}
+        provider = self.providers.resolve(task.provider or "", binding or None)
         if provider is None:
             raise ContentUnavailable("The provider of this task is no longer configured.")
+        expires = attempt.result_expires_at if attempt is not None else None
+        if expires is not None and expires <= datetime.now(UTC):
+            raise ContentExpired(
+                "The upstream's copy of this video has expired and no mirror was kept.",
+                details={"expiredAt": expires.isoformat().replace("+00:00", "Z")},
+            )
+        handle = binding.get("pollHandle")
+        url = binding.get("resultUrl")
+        job = JobRef(
+            external_id=task.external_id,
+            poll_handle=handle if isinstance(handle, str) else None,
+        )
         try:
-            return await provider.open_content(task.external_id, range_header=range_header)
+            return await provider.open_content(
+                job, url=url if isinstance(url, str) else None, range_header=range_header
+            )
         except UpstreamError as exc:
             logger.warning(
                 "content of %s unavailable: %s", ref(task.video_id, task.external_id), exc.message
@@ -301,12 +323,21 @@ class TaskService:
         """Delete a cancelled task's upstream job where the upstream allows it (best effort)."""
         if task.external_id is None or task.provider is None:
             return
-        provider = self.providers.get(task.provider)
+        attempt = task.current_attempt
+        binding = attempt.binding if attempt is not None else None
+        provider = self.providers.resolve(task.provider, binding)
         if provider is None:
             return
         external_id = task.external_id
-
-        job = asyncio.create_task(delete_job(provider, external_id, video_id=task.video_id))
+        handle = (binding or {}).get("pollHandle")
+        job = asyncio.create_task(
+            delete_job(
+                provider,
+                external_id,
+                video_id=task.video_id,
+                poll_handle=handle if isinstance(handle, str) else None,
+            )
+        )
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 

@@ -25,17 +25,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, overload
 
-from vidgate.domain import status as statuses
+from vidgate.domain.capabilities import Capabilities
 from vidgate.domain.events import EventType, TaskEvent
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.status import ACTIVE, TaskStatus
-from vidgate.domain.transitions import Observation, clamp_progress
+from vidgate.domain.transitions import clamp_progress
+from vidgate.providers import openai
 from vidgate.providers.base import (
     ContentStream,
+    Features,
+    JobError,
+    JobRef,
+    JobStatus,
+    JobView,
     Provider,
+    ResultVideo,
     SubmitRequest,
     UpstreamError,
-    UpstreamJob,
     UpstreamJobSummary,
     UpstreamNotFound,
 )
@@ -461,7 +467,7 @@ class Hang:
     served: bool = False
 
 
-Outcome = UpstreamError | UpstreamJob | Hang
+Outcome = UpstreamError | JobView | Hang
 Hook = Callable[[Call], Awaitable[None]]
 
 _METHODS = ("create", "get", "delete", "open_content", "recent_jobs")
@@ -489,7 +495,15 @@ class FakeProvider:
         content: bytes = b"\x00\x00\x00\x18ftypmp42fake-video",
     ) -> None:
         self.name = name
+        self.kind = "openai-videos"
+        self.base_url = f"http://{name}.invalid/v1"
+        self.credential: str | None = None
+        self.result_lifetime: float | None = None
         self.honours_idempotency = honours_idempotency
+        self.features = Features(
+            cancel=True, list_jobs=True, idempotency_key=honours_idempotency, content_route=True
+        )
+        self.model_capabilities = Capabilities(audio=True)
         self.content_mode = content_mode
         self.models = dict(models if models is not None else {"sora-2": "sora-2"})
         self.max_concurrency = max_concurrency
@@ -508,7 +522,7 @@ class FakeProvider:
         """The next ``times`` calls of ``method`` raise ``error``."""
         self._script[_method(method)].extend([error] * times)
 
-    def respond_next(self, method: str, job: UpstreamJob) -> None:
+    def respond_next(self, method: str, job: JobView) -> None:
         """The next call of ``create`` or ``get`` returns ``job`` as it is."""
         self._script[_method(method)].append(job)
 
@@ -556,10 +570,13 @@ class FakeProvider:
     def upstream_model(self, model: str) -> str | None:
         return self.models.get(model)
 
-    async def create(self, request: SubmitRequest, *, idempotency_key: str) -> UpstreamJob:
+    def capabilities(self, upstream_model: str) -> Capabilities:
+        return self.model_capabilities
+
+    async def create(self, request: SubmitRequest, *, idempotency_key: str) -> JobView:
         call = Call(method="create", request=request, idempotency_key=idempotency_key)
         scripted = await self._begin(call)
-        if isinstance(scripted, UpstreamJob):
+        if isinstance(scripted, JobView):
             return scripted
         external_id = self._by_key.get(idempotency_key) if self.honours_idempotency else None
         if external_id is None:
@@ -575,26 +592,31 @@ class FakeProvider:
         await _hang_if(scripted)
         return answer
 
-    async def get(self, external_id: str) -> UpstreamJob:
+    async def get(self, job: JobRef) -> JobView:
+        external_id = job.external_id
         scripted = await self._begin(Call(method="get", external_id=external_id))
-        if isinstance(scripted, UpstreamJob):
+        if isinstance(scripted, JobView):
             return scripted
         answer = self._answer(self._live(external_id))
         await _hang_if(scripted)
         return answer
 
-    async def delete(self, external_id: str) -> None:
+    async def cancel(self, job: JobRef) -> None:
+        external_id = job.external_id
         scripted = await self._begin(Call(method="delete", external_id=external_id))
-        job = self.jobs.get(external_id)
-        if job is not None:  # deleting a missing job is not an error (as in the adapter)
-            job.deleted = True
+        found = self.jobs.get(external_id)
+        if found is not None:  # deleting a missing job is not an error (as in the adapter)
+            found.deleted = True
         await _hang_if(scripted)
 
-    async def open_content(self, external_id: str, *, range_header: str | None) -> ContentStream:
+    async def open_content(
+        self, job: JobRef, *, url: str | None = None, range_header: str | None = None
+    ) -> ContentStream:
+        external_id = job.external_id
         call = Call(method="open_content", external_id=external_id, range_header=range_header)
         scripted = await self._begin(call)
-        job = self._live(external_id)
-        if statuses.from_upstream(job.status) is not TaskStatus.COMPLETED:
+        found = self._live(external_id)
+        if openai.job_status(found.status) is not JobStatus.COMPLETED:
             raise UpstreamNotFound(f"{self.name}: job {external_id} has no content yet", status=404)
         await _hang_if(scripted)
         body = self.content
@@ -611,6 +633,9 @@ class FakeProvider:
             chunks=chunks(),
             close=close,
         )
+
+    async def find_by_client_id(self, client_id: str) -> JobView | None:
+        raise NotImplementedError("the fake upstream has no client-chosen ids")
 
     async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
         scripted = await self._begin(Call(method="recent_jobs"))
@@ -634,7 +659,7 @@ class FakeProvider:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _begin(self, call: Call) -> UpstreamJob | Hang | None:
+    async def _begin(self, call: Call) -> JobView | Hang | None:
         """Record ``call``, run its hooks, then apply the next scripted outcome, if any."""
         self.calls.append(call)
         for hook in list(self._hooks[call.method]):
@@ -654,18 +679,24 @@ class FakeProvider:
         return job
 
     @staticmethod
-    def _answer(job: FakeJob) -> UpstreamJob:
-        """What the real adapter would make of this job's JSON."""
-        return UpstreamJob(
+    def _answer(job: FakeJob) -> JobView:
+        """What the real /v1/videos adapter would make of this job's JSON."""
+        status = openai.job_status(job.status)
+        error = None
+        if job.error is not None:
+            error = JobError(
+                code=job.error.code,
+                message=job.error.message,
+                category=openai.job_error_category(job.error.code),
+            )
+        return JobView(
             external_id=job.external_id,
-            observation=Observation(
-                status=statuses.from_upstream(job.status),
-                raw_status=job.status,
-                progress=clamp_progress(job.progress),
-                error=job.error,
-                upstream_created_at=job.created_at,
-            ),
-            raw_url=job.url,
+            status=status,
+            raw_status=job.status,
+            progress=clamp_progress(job.progress),
+            videos=(ResultVideo(url=job.url),) if status is JobStatus.COMPLETED else (),
+            error=error,
+            created_at=job.created_at,
         )
 
 
@@ -675,7 +706,7 @@ def _method(method: str) -> str:
     return method
 
 
-async def _hang_if(outcome: UpstreamJob | Hang | None) -> None:
+async def _hang_if(outcome: JobView | Hang | None) -> None:
     if isinstance(outcome, Hang):
         await _forever()
 

@@ -30,7 +30,9 @@ def test_seed_upstream_with_prefix_key_alias_and_relative_url(
         api_key="sk-sim-123",
         models={"sora_video2": "sora-2"},
     )
-    server = start_vidgate(VIDGATE_CONFIG=str(config))
+    # The simulator's URLs live an hour: handed out as they are only when vidgate is told
+    # not to mirror short-lived results (test_expiring_reseller_url_is_mirrored).
+    server = start_vidgate(VIDGATE_CONFIG=str(config), VIDGATE_MIRROR_BEFORE_SECONDS="0")
     created = httpx.post(
         f"{server.url}/api/video/tasks", json={"prompt": "a heron", "model": "sora_video2"}
     )
@@ -62,3 +64,30 @@ def test_seed_upstream_with_prefix_key_alias_and_relative_url(
     # The key never leaks into anything vidgate answers or logs.
     assert "sk-sim-123" not in httpx.get(f"{server.url}/api/video/tasks/{video_id}").text
     assert "sk-sim-123" not in server.output()
+
+
+def test_expiring_reseller_url_is_mirrored(
+    start_vidgate: StartVidgate, simulator_process: Any, provider_config: WriteConfig
+) -> None:
+    """content = "auto": a result URL that dies within VIDGATE_MIRROR_BEFORE_SECONDS
+    (24 h by default; the simulator's live 1 h) is kept by vidgate at completion."""
+    simulator: SimulatorServer = simulator_process(job_seconds=1.0, extra=["--url-field"])
+    server = start_vidgate(VIDGATE_CONFIG=str(provider_config(simulator.base_url)))
+    created = httpx.post(f"{server.url}/api/video/tasks", json={"prompt": "a heron"})
+    video_id = created.json()["data"]["videoId"]
+    deadline = time.monotonic() + 20
+    task: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        task = httpx.get(f"{server.url}/api/video/tasks/{video_id}").json()["data"]
+        if task["status"] == "COMPLETED":
+            break
+        time.sleep(0.1)
+    assert task["status"] == "COMPLETED", task
+    assert task["videoUrl"].startswith(f"{server.url}/api/video/tasks/{video_id}/stream?")
+    assert task["expiresAt"] is not None and task["attempts"][0]["expiresAt"] == task["expiresAt"]
+    assert task["attempts"][0]["protocol"] == "openai-videos"
+    assert task["attempts"][0]["upstreamModel"] == "sora-2"
+    # The upstream forgets the job: the mirror still plays.
+    httpx.delete(f"{simulator.base_url}/videos/{task['externalVideoId']}")
+    video = httpx.get(task["videoUrl"])
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from vidgate.config import ProviderConfig
-from vidgate.engine.classify import Action, Verdict, classify, job_failure_retryable
+from vidgate.engine.classify import Action, Verdict, classify
 from vidgate.providers.base import (
+    JobError,
+    JobRef,
     RateLimited,
     SubmitRequest,
     UpstreamError,
@@ -24,7 +26,7 @@ from vidgate.providers.base import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from vidgate.providers.openai import OpenAIVideosProvider
+from vidgate.providers.openai import OpenAIVideosProvider, job_error_category
 
 REQUEST = SubmitRequest(prompt="a cat", model="sora-2", seconds="4", size="720x1280")
 Answer = Callable[[httpx.Request], httpx.Response]
@@ -56,7 +58,7 @@ async def verdict_of(answer: Answer, *, method: str = "create") -> tuple[Upstrea
         if method == "create":
             await provider.create(REQUEST, idempotency_key="key-1")
         else:
-            await provider.get("video_1")
+            await provider.get(JobRef(external_id="video_1"))
     except UpstreamError as exc:
         return exc, classify(exc)
     finally:
@@ -172,7 +174,7 @@ def test_classify_each_error_kind(
     ],
 )
 def test_content_policy_failures_are_never_retried(code: str) -> None:
-    assert job_failure_retryable(code) is False
+    assert _retryable(code) is False
 
 
 @pytest.mark.parametrize(
@@ -188,7 +190,7 @@ def test_content_policy_failures_are_never_retried(code: str) -> None:
     ],
 )
 def test_generation_failures_are_worth_another_attempt(code: str) -> None:
-    assert job_failure_retryable(code) is True
+    assert _retryable(code) is True
 
 
 @pytest.mark.parametrize(
@@ -196,4 +198,10 @@ def test_generation_failures_are_worth_another_attempt(code: str) -> None:
 )
 def test_unknown_job_failure_codes_are_not_retried(code: str) -> None:
     # Another attempt costs money: only known-transient failures earn one.
-    assert job_failure_retryable(code) is False
+    assert _retryable(code) is False
+
+
+def _retryable(code: str) -> bool:
+    """What the failover rules make of a /v1/videos job failure with this code."""
+    error = JobError(code=code, message="", category=job_error_category(code))
+    return error.worth_retrying

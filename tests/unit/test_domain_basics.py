@@ -58,9 +58,15 @@ def test_rest_and_pushed_words() -> None:
         "completed",
         "failed",
         "cancelled",
+        "expired",
     ]
     assert {s for s in TaskStatus if s.terminal} == TERMINAL
-    assert {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED} == TERMINAL
+    assert {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.EXPIRED,
+    } == TERMINAL
 
 
 @pytest.mark.parametrize(

@@ -23,12 +23,15 @@ from tests.unit import rig as rigs
 from tests.unit.rig import CDN, NEW, PUBLIC, TIMEOUT, MakeRig, Rig, polls, provider_config, until
 from vidgate.domain.models import AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
-from vidgate.domain.transitions import Observation
 from vidgate.engine import engine as engine_module
 from vidgate.providers.base import (
+    ErrorCategory,
+    JobError,
+    JobStatus,
+    JobView,
     RateLimited,
+    ResultVideo,
     SubmitRequest,
-    UpstreamJob,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -282,14 +285,16 @@ async def test_a_content_policy_failure_is_final(make_rig: MakeRig, code: str) -
     assert len(a.calls_to("create")) == 1 and b.calls == []
 
 
-def failed_job(external_id: str) -> UpstreamJob:
-    return UpstreamJob(
+def failed_job(external_id: str) -> JobView:
+    return JobView(
         external_id=external_id,
-        observation=Observation(
-            status=TaskStatus.FAILED,
-            raw_status="failed",
-            progress=0,
-            error=TaskError(code="video_generation_failed", message=f"{external_id} broke"),
+        status=JobStatus.FAILED,
+        raw_status="failed",
+        progress=0,
+        error=JobError(
+            code="video_generation_failed",
+            message=f"{external_id} broke",
+            category=ErrorCategory.GENERATION_FAILED,
         ),
     )
 
@@ -795,10 +800,35 @@ def is_stream_url(url: str | None, video_id: str) -> bool:
 # -- hostile upstream answers ----------------------------------------------------------------
 
 
-def job(external_id: str, **observed: Any) -> UpstreamJob:
-    raw_url = observed.pop("raw_url", None)
-    return UpstreamJob(
-        external_id=external_id, observation=Observation(**observed), raw_url=raw_url
+_JOB_STATUS = {
+    TaskStatus.QUEUED: JobStatus.QUEUED,
+    TaskStatus.PROCESSING: JobStatus.IN_PROGRESS,
+    TaskStatus.COMPLETED: JobStatus.COMPLETED,
+}
+
+
+def job(
+    external_id: str,
+    *,
+    status: TaskStatus | None,
+    raw_status: str | None = None,
+    progress: int | None = None,
+    error: TaskError | None = None,
+    raw_url: str | None = None,
+) -> JobView:
+    """A job view as a (misbehaving) adapter might hand it over."""
+    job_status = _JOB_STATUS[status] if status is not None else None
+    return JobView(
+        external_id=external_id,
+        status=job_status,
+        raw_status=raw_status,
+        progress=progress,
+        videos=(ResultVideo(url=raw_url),) if job_status is JobStatus.COMPLETED else (),
+        error=JobError(
+            code=error.code, message=error.message, category=ErrorCategory.GENERATION_FAILED
+        )
+        if error
+        else None,
     )
 
 

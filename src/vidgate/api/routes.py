@@ -62,19 +62,21 @@ async def create_task(
         ),
     ] = None,
 ) -> Envelope[TaskView]:
-    if body.input_reference is not None:
+    params = body.params()
+    for image in params.images:  # inputReference is the first of them
         await check_reference_url(
-            body.input_reference,
-            allow_private=runtime.settings.input_reference_allow_private,
+            image.url, allow_private=runtime.settings.input_reference_allow_private
         )
     created = await service.create(
         user,
         NewTask(
             prompt=body.prompt,
             model=body.model or runtime.settings.default_model,
-            seconds=body.seconds,
-            size=body.size,
+            seconds=body.shown_seconds(),
+            size=body.shown_size(),
             input_reference=body.input_reference,
+            params=params,
+            legacy_fields=tuple(sorted({"seconds", "size"} & body.model_fields_set)),
         ),
         idempotency_key=_idempotency_key(idempotency_key),
     )

@@ -110,7 +110,7 @@ async def open_runtime(
     )
     bus = open_bus(settings)
     media = MediaStore(settings.media_dir, max_bytes=settings.max_video_bytes)
-    providers = ProviderRegistry.from_configs(provider_configs)
+    providers = ProviderRegistry.from_configs(provider_configs, settings.models)
 
     def quota_for(user_id: str) -> Quota:
         limits = settings.limits_for(user_id)
@@ -155,6 +155,7 @@ async def open_runtime(
                 lease_seconds=settings.lease_seconds,
                 max_in_flight=settings.max_in_flight,
                 submit_retries=settings.submit_retries,
+                mirror_before_seconds=settings.mirror_before_seconds,
             ),
             media=media,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -9,17 +11,37 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from vidgate.domain.models import Attempt, Task, TaskError
+from vidgate.domain.request import (
+    ImageInput,
+    ImageRole,
+    VideoParams,
+    duration_text,
+    neutral_to_size,
+    seconds_to_duration,
+    size_to_neutral,
+)
 
-SECONDS = ("4", "8", "12")
-SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
+DEFAULT_SECONDS = "4"
+DEFAULT_SIZE = "720x1280"
 MAX_PROMPT = 32_000
-
-Seconds = Literal["4", "8", "12"]
-Size = Literal["720x1280", "1280x720", "1024x1792", "1792x1024"]
+MAX_IMAGES = 8
+MAX_EXTRA_BYTES = 16 * 1024
 
 
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ImageBody(Camel):
+    url: str = Field(max_length=2048)
+    role: Literal["first_frame", "last_frame", "reference"] = "first_frame"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if "\x00" in value or not value.startswith(("http://", "https://")):
+            raise ValueError("images[].url must be an http(s) URL")
+        return value
 
 
 class CreateTask(Camel):
@@ -27,9 +49,34 @@ class CreateTask(Camel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     model: str | None = Field(default=None, min_length=1, max_length=128)
-    seconds: Seconds = "4"
-    size: Size = "720x1280"
+    # The seed's Sora-style fields; which values a model takes is its capability table's
+    # business (422 UNSUPPORTED_PARAMETER), not the schema's.
+    seconds: str = Field(default=DEFAULT_SECONDS, pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?$")
+    size: str = Field(default=DEFAULT_SIZE, pattern=r"^[0-9]{2,5}x[0-9]{2,5}$")
     input_reference: str | None = Field(default=None, max_length=2048)
+    # The neutral fields (docs/API.md), translated by each provider's adapter.
+    duration_seconds: float | None = Field(default=None, gt=0, le=600, allow_inf_nan=False)
+    aspect_ratio: str | None = Field(default=None, pattern=r"^[0-9]{1,2}:[0-9]{1,2}$")
+    resolution: str | None = Field(default=None, pattern=r"^([0-9]{3,4}[pP]|[248][kK])$")
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    audio: bool | None = None
+    images: list[ImageBody] = Field(default_factory=list, max_length=MAX_IMAGES)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("resolution")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @field_validator("extra")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, ensure_ascii=False)) > MAX_EXTRA_BYTES:
+            raise ValueError(f"extra must stay under {MAX_EXTRA_BYTES} bytes of JSON")
+        if "\x00" in json.dumps(value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
     @field_validator("prompt")
     @classmethod
@@ -38,7 +85,7 @@ class CreateTask(Camel):
             raise ValueError("prompt must not be blank")
         return value
 
-    @field_validator("prompt", "model", "input_reference")
+    @field_validator("prompt", "model", "input_reference", "negative_prompt")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         # No database text column (nor any upstream) takes a NUL character.
@@ -50,7 +97,46 @@ class CreateTask(Camel):
     @classmethod
     def _seconds_as_text(cls, value: Any) -> Any:
         # "seconds": 8 is a natural thing to send; the contract's values are strings.
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and math.isfinite(value):
+            return duration_text(float(value))
+        return value
+
+    def params(self) -> VideoParams:
+        """The neutral request, with the Sora-style fields the client sent translated."""
+        sent = self.model_fields_set
+        duration = self.duration_seconds
+        if duration is None and "seconds" in sent:
+            duration = seconds_to_duration(self.seconds)
+        ratio, resolution = self.aspect_ratio, self.resolution
+        if "size" in sent:
+            size_ratio, size_resolution = size_to_neutral(self.size)
+            ratio = ratio or size_ratio
+            resolution = resolution or size_resolution
+        images = [ImageInput(url=i.url, role=ImageRole(i.role)) for i in self.images]
+        if self.input_reference and not any(i.role is ImageRole.FIRST_FRAME for i in images):
+            images.insert(0, ImageInput(url=self.input_reference, role=ImageRole.FIRST_FRAME))
+        return VideoParams(
+            duration_seconds=duration,
+            aspect_ratio=ratio,
+            resolution=resolution,
+            negative_prompt=self.negative_prompt,
+            seed=self.seed,
+            audio=self.audio,
+            images=tuple(images),
+            extra=self.extra,
+        )
+
+    def shown_seconds(self) -> str:
+        if "seconds" not in self.model_fields_set and self.duration_seconds is not None:
+            return duration_text(self.duration_seconds)
+        return self.seconds
+
+    def shown_size(self) -> str:
+        if "size" not in self.model_fields_set and (self.aspect_ratio or self.resolution):
+            return neutral_to_size(self.aspect_ratio, self.resolution) or self.size
+        return self.size
 
     @field_validator("input_reference")
     @classmethod
@@ -73,10 +159,19 @@ class AttemptView(Camel):
     submitted_at: datetime | None
     finished_at: datetime | None
     error: ErrorBody | None
+    protocol: str | None = None
+    upstream_model: str | None = None
+    expires_at: datetime | None = None
+    usage: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptView:
+        binding = attempt.binding or {}
         return cls(
+            protocol=binding.get("protocol"),
+            upstream_model=binding.get("model"),
+            expires_at=attempt.result_expires_at,
+            usage=attempt.usage,
             attempt=attempt.number,
             provider=attempt.provider,
             external_video_id=attempt.external_id,
@@ -105,9 +200,15 @@ class TaskView(Camel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # Beyond the seed: the neutral request, when the video's upstream copy expires,
+    # and what the upstream reported it used.
+    params: dict[str, Any] = Field(default_factory=dict)
+    expires_at: datetime | None = None
+    usage: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, task: Task) -> TaskView:
+        current = task.current_attempt
         return cls(
             video_id=task.video_id,
             user_id=task.user_id,
@@ -126,6 +227,9 @@ class TaskView(Camel):
             created_at=task.created_at,
             updated_at=task.updated_at,
             completed_at=task.completed_at,
+            params=task.params.to_json(),
+            expires_at=current.result_expires_at if current is not None else None,
+            usage=current.usage if current is not None else None,
         )
 
 

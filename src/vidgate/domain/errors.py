@@ -64,6 +64,27 @@ class UnknownModel(VidgateError):
     http_status = 422
 
 
+class ModelRetired(VidgateError):
+    """The model is past its ``retiresAt``; the details name its replacement."""
+
+    code = "MODEL_RETIRED"
+    http_status = 422
+
+
+class UnsupportedParameter(VidgateError):
+    """The model cannot do what was asked; nothing was sent upstream."""
+
+    code = "UNSUPPORTED_PARAMETER"
+    http_status = 422
+
+
+class ContentExpired(VidgateError):
+    """The upstream's copy of the video is gone and vidgate kept no mirror."""
+
+    code = "CONTENT_EXPIRED"
+    http_status = 410
+
+
 class Conflict(VidgateError):
     """A compare-and-set lost against a concurrent writer more often than we retry."""
 

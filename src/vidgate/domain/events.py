@@ -23,6 +23,9 @@ _TYPE_FOR = {
     TaskStatus.COMPLETED: EventType.COMPLETED,
     TaskStatus.FAILED: EventType.FAILED,
     TaskStatus.CANCELLED: EventType.CANCELLED,
+    # An upstream that dropped the job unrun: a failure to every client that handles
+    # taskFailed, with its own status word "expired".
+    TaskStatus.EXPIRED: EventType.FAILED,
 }
 
 
@@ -60,7 +63,7 @@ def payload(task: Task) -> dict[str, Any]:
     }
     if task.status is TaskStatus.COMPLETED:
         body["result"] = {"videoUrl": task.video_url}
-    if task.error is not None and task.status is TaskStatus.FAILED:
+    if task.error is not None and task.status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
         body["error"] = {"code": task.error.code, "message": task.error.message}
     return body
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from vidgate.domain.request import VideoParams
 from vidgate.domain.status import TaskStatus
 
 
@@ -39,6 +40,11 @@ class Attempt:
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     error: TaskError | None = None
+    # How to reach the job again whatever the config says now (providers.base.Binding,
+    # as JSON): protocol, provider, upstream model, base URL, credential name, handle.
+    binding: dict[str, Any] | None = None
+    result_expires_at: datetime | None = None  # when the upstream's copy of the video goes
+    usage: dict[str, Any] | None = None  # what the upstream reported it used
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +59,7 @@ class Task:
     seconds: str
     size: str
     input_reference: str | None = None
+    params: VideoParams = field(default_factory=VideoParams)  # the neutral request fields
     provider: str | None = None
     external_id: str | None = None
     video_url: str | None = None

@@ -13,6 +13,7 @@ class TaskStatus(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"  # the upstream dropped the job before running it
 
     @property
     def terminal(self) -> bool:
@@ -24,7 +25,9 @@ class TaskStatus(StrEnum):
         return _PUSHED[self]
 
 
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+)
 ACTIVE = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
 
 _PUSHED = {
@@ -33,6 +36,7 @@ _PUSHED = {
     TaskStatus.COMPLETED: "completed",
     TaskStatus.FAILED: "failed",
     TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.EXPIRED: "expired",
 }
 
 # Upstream words seen across gateways and resellers of the /v1/videos convention. Anything

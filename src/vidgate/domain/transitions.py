@@ -20,6 +20,7 @@ MESSAGES = {
     TaskStatus.PROCESSING: "Generating video...",
     TaskStatus.COMPLETED: "Video ready",
     TaskStatus.CANCELLED: "Cancelled",
+    TaskStatus.EXPIRED: "Expired upstream before it ran",
 }
 
 
@@ -37,6 +38,7 @@ class Observation:
     video_url: str | None = None
     error: TaskError | None = None
     upstream_created_at: int | None = None
+    message: str | None = None  # instead of the status's own (e.g. "progress estimated")
 
 
 def clamp_progress(value: object) -> int | None:
@@ -65,6 +67,14 @@ def observe(task: Task, seen: Observation, *, now: datetime) -> Task:
     match seen.status:
         case None | TaskStatus.QUEUED:
             status = task.status
+        case TaskStatus.EXPIRED:
+            error = seen.error or TaskError(
+                code="UPSTREAM_EXPIRED", message="The upstream dropped the job before running it."
+            )
+            return dataclasses.replace(
+                fail(task, code=error.code, message=error.message, now=now),
+                status=TaskStatus.EXPIRED,
+            )
         case TaskStatus.PROCESSING:
             status = TaskStatus.PROCESSING
         case TaskStatus.COMPLETED:
@@ -90,8 +100,13 @@ def observe(task: Task, seen: Observation, *, now: datetime) -> Task:
             )
             return fail(task, code=error.code, message=error.message, now=now, progress=progress)
 
+    message = seen.message if seen.message and status is TaskStatus.PROCESSING else None
     return dataclasses.replace(
-        task, status=status, progress=progress, message=MESSAGES[status], updated_at=now
+        task,
+        status=status,
+        progress=progress,
+        message=message or MESSAGES[status],
+        updated_at=now,
     )
 
 

@@ -44,29 +44,3 @@ def classify(exc: UpstreamError) -> Verdict:
     if isinstance(exc, UpstreamRejected):
         return Verdict(action=Action.REJECT, message=exc.message, maybe_received=False)
     return Verdict(action=Action.RETRY, message=exc.message)
-
-
-# Job failures worth another (paid) attempt: the upstream says the generation itself
-# broke, not that the request was unacceptable. Anything else, above all a content
-# policy decision, is final: trying again elsewhere would spend money on a known "no".
-_RETRYABLE_JOB_CODES = frozenset(
-    {
-        "video_generation_failed",
-        "generation_failed",
-        "internal_error",
-        "internal_server_error",
-        "server_error",
-        "service_unavailable",
-        "timeout",
-        "overloaded",
-        "capacity_exceeded",
-    }
-)
-_POLICY_WORDS = ("moderation", "policy", "safety", "content_filter", "blocked")
-
-
-def job_failure_retryable(code: str) -> bool:
-    lowered = code.lower()
-    if any(word in lowered for word in _POLICY_WORDS):
-        return False
-    return lowered in _RETRYABLE_JOB_CODES

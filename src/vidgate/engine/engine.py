@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,17 +31,23 @@ from vidgate.domain import events, transitions
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
 from vidgate.domain.status import TaskStatus
-from vidgate.engine.classify import Action, Verdict, classify, job_failure_retryable
+from vidgate.engine.classify import Action, Verdict, classify
 from vidgate.engine.limits import CircuitBreaker, ProviderGate
+from vidgate.engine.observe import observation_of
 from vidgate.engine.urls import new_access_token, stream_url
 from vidgate.events.base import EventBus
 from vidgate.logs import TaskRef, ref
 from vidgate.media import MediaStore, TooLarge
 from vidgate.providers.base import (
+    Binding,
+    ErrorCategory,
+    JobRef,
+    JobView,
     Provider,
+    RateLimited,
+    ResultVideo,
     SubmitRequest,
     UpstreamError,
-    UpstreamJob,
     UpstreamNotFound,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -77,6 +84,11 @@ class EngineConfig:
     busy_wait: float = 2.0  # no provider can take the task now: look again after this
     heartbeat_seconds: float | None = None  # lease renewal interval; default a third of it
     poll: PollPolicy = dataclasses.field(default_factory=PollPolicy)
+    # content = "auto": results that expire sooner than this are mirrored at completion.
+    mirror_before_seconds: float = 86400.0
+    # A job whose upstream reports no progress is shown an estimate, as if it took this.
+    expected_job_seconds: float = 60.0
+    concurrency_wait: float = 5.0  # the upstream runs too many of our jobs: look again after
 
 
 class Engine:
@@ -103,12 +115,22 @@ class Engine:
         self._slot_locks: dict[str, asyncio.Lock] = {}  # providers with max_jobs
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._gates = {p.name: self._gate(p) for p in providers.all()}
+        self._gates = {p.name: self._gate(p) for p in providers.all()}  # by provider name
         # What this process knows beyond the store. Lost on a crash, which is why each
         # entry's absence means the cautious thing.
         self._failures: dict[str, int] = {}  # videoId -> transient failures in a row
         self._uncertain: dict[tuple[str, int], bool] = {}  # attempt -> create maybe received
         self._unconfirmed: dict[str, int] = {}  # videoId -> completions without a video
+
+    def _gate_of(self, provider: Provider) -> ProviderGate:
+        gate = self._gates.get(provider.name)
+        if gate is None:  # a provider rebuilt from a binding
+            gate = self._gates[provider.name] = self._gate(provider)
+        return gate
+
+    def _provider_of(self, attempt: Attempt) -> Provider | None:
+        """The provider the attempt is bound to, even if its config changed since."""
+        return self.providers.resolve(attempt.provider, attempt.binding)
 
     def _gate(self, provider: Provider) -> ProviderGate:
         config = self.providers.config(provider.name)
@@ -301,12 +323,20 @@ class Engine:
     async def _begin_attempt(self, task: Task, provider: Provider) -> Task | None:
         now = utcnow()
         number = task.attempt + 1
+        binding = Binding(
+            protocol=provider.kind,
+            provider=provider.name,
+            model=provider.upstream_model(task.model) or task.model,
+            base_url=provider.base_url,
+            credential=provider.credential,
+        )
         attempt = Attempt(
             video_id=task.video_id,
             number=number,
             provider=provider.name,
             idempotency_key=f"vidgate-{task.video_id}-{number}",
             created_at=now,
+            binding=binding.to_json(),
         )
         # Engine rule 4: the attempt and its key are durable before the paid call.
         written = await self.store.write(
@@ -329,7 +359,8 @@ class Engine:
         healthy = [
             p
             for p in self.providers.candidates(task.model)
-            if self._gates[p.name].breaker.available()
+            if self._gate_of(p).breaker.available()
+            and self.providers.catalogue.can(task.model, p.name, task.params)
         ]
         ordered: list[Provider] = []
         for group in (
@@ -357,7 +388,7 @@ class Engine:
         return ordered
 
     async def _send(self, task: Task, attempt: Attempt, provider: Provider) -> None:
-        gate = self._gates[provider.name]
+        gate = self._gate_of(provider)
         key = (task.video_id, attempt.number)
         if not gate.breaker.allows():
             if not self._uncertain.get(key, True) and self._alternative(task, provider):
@@ -372,10 +403,10 @@ class Engine:
             return
         request = SubmitRequest(
             prompt=task.prompt,
-            model=provider.upstream_model(task.model) or task.model,
+            model=self._upstream_model(task, attempt, provider),
+            params=task.params,
             seconds=task.seconds,
             size=task.size,
-            input_reference=task.input_reference,
         )
         try:
             async with gate.request():
@@ -384,7 +415,19 @@ class Engine:
             verdict = classify(exc)
             if verdict.action is Action.REJECT:
                 gate.breaker.success()  # it answered; the request was the problem
-                await self._finish(task, attempt, code="UPSTREAM_REJECTED", message=verdict.message)
+                assert isinstance(exc, UpstreamRejected)
+                await self._rejected(task, attempt, provider, exc)
+                return
+            if isinstance(exc, RateLimited) and exc.concurrency:
+                # Our jobs fill the upstream's slots: not a failure of the upstream, and
+                # nothing was created. Wait for one to finish (or go elsewhere).
+                gate.breaker.success()
+                if self._alternative(task, provider):
+                    error = TaskError(code="UPSTREAM_BUSY", message=exc.message)
+                    await self._end_attempt(task, attempt, error, retry=True)
+                else:
+                    wait = max(self.config.concurrency_wait, exc.retry_after or 0.0)
+                    await self._release_later(task, wait)
                 return
             gate.breaker.failure()
             if verdict.maybe_received:
@@ -417,12 +460,34 @@ class Engine:
         self._uncertain.pop(key, None)
         await self._apply(task, attempt, provider, job, first=True)
 
+    @staticmethod
+    def _upstream_model(task: Task, attempt: Attempt, provider: Provider) -> str:
+        bound = (attempt.binding or {}).get("model")
+        if isinstance(bound, str) and bound:
+            return bound
+        return provider.upstream_model(task.model) or task.model
+
+    async def _rejected(
+        self, task: Task, attempt: Attempt, provider: Provider, exc: UpstreamRejected
+    ) -> None:
+        """The upstream refused the request. Out of credits there is no verdict on the
+        request: another provider may take it. Anything else is final."""
+        if exc.category is ErrorCategory.INSUFFICIENT_CREDITS and self._alternative(task, provider):
+            error = TaskError(code="INSUFFICIENT_CREDITS", message=exc.message)
+            await self._end_attempt(task, attempt, error, retry=True)
+            return
+        code = {
+            ErrorCategory.CONTENT_POLICY: "CONTENT_POLICY",
+            ErrorCategory.INSUFFICIENT_CREDITS: "INSUFFICIENT_CREDITS",
+        }.get(exc.category, "UPSTREAM_REJECTED")
+        await self._finish(task, attempt, code=code, message=exc.message)
+
     def _alternative(self, task: Task, provider: Provider) -> bool:
         """Whether another healthy provider could take this task now."""
         if task.attempt >= self.config.max_attempts:
             return False
         others = [p for p in self.providers.candidates(task.model) if p.name != provider.name]
-        return any(self._gates[p.name].breaker.available() for p in others)
+        return any(self._gate_of(p).breaker.available() for p in others)
 
     async def _abandon_submission(self, task: Task, attempt: Attempt, verdict: Verdict) -> None:
         """The submission kept failing. Fail over, unless the upstream may hold a job."""
@@ -442,7 +507,7 @@ class Engine:
 
     async def _resume(self, task: Task, attempt: Attempt) -> None:
         """An attempt left ``submitting``: by a transient error, or by a crash."""
-        provider = self.providers.get(attempt.provider)
+        provider = self._provider_of(attempt)
         if provider is None:
             await self._finish(
                 task,
@@ -454,7 +519,7 @@ class Engine:
         if not self._uncertain.get((task.video_id, attempt.number), True):
             await self._send(task, attempt, provider)  # nothing reached the upstream
             return
-        policy = self.providers.config(provider.name).recovery
+        policy = self._recovery(provider)
         who = ref(task.video_id, None)
         # Loud after a crash (nothing known of the attempt here), quiet on later resends.
         level = (
@@ -465,7 +530,9 @@ class Engine:
         logger.log(
             level, "recovering the interrupted submission of %s by %s", who, policy, extra=who.extra
         )
-        if policy == "resend":
+        if policy == "lookup":
+            await self._lookup(task, attempt, provider)
+        elif policy == "resend":
             await self._send(task, attempt, provider)  # same key: the upstream dedupes
         elif policy == "reconcile":
             await self._reconcile(task, attempt, provider)
@@ -477,9 +544,49 @@ class Engine:
                 "whether it created the job; not submitting again.",
             )
 
+    def _recovery(self, provider: Provider) -> str:
+        """How an interrupted submission to ``provider`` is made safe, from what the
+        adapter declares: ask for the job by our own id, resend the same key, or list the
+        upstream's jobs, as configured; "fail" when none of them exists."""
+        features = provider.features
+        if features.client_id:
+            return "lookup"
+        configured = self.providers.config(provider.name).recovery
+        if configured == "resend" and features.idempotency_key:
+            return "resend"
+        if configured == "reconcile" and features.list_jobs:
+            return "reconcile"
+        return "fail"
+
+    async def _lookup(self, task: Task, attempt: Attempt, provider: Provider) -> None:
+        """Ask the upstream for the job by the id we chose for it (Kling external_task_id)."""
+        gate = self._gate_of(provider)
+        try:
+            async with gate.request():
+                job = await provider.find_by_client_id(attempt.idempotency_key)
+        except UpstreamError as exc:
+            verdict = classify(exc)
+            failures = self._count_failure(task, verdict, "lookup")
+            if failures >= self.config.submit_retries:
+                self._failures.pop(task.video_id, None)
+                await self._uncertain_submission(
+                    task, attempt, f"Could not ask the upstream for the job: {verdict.message}"
+                )
+            else:
+                await self._release_later(task, self._backoff(failures, verdict))
+            return
+        who = ref(task.video_id, job.external_id if job else None)
+        if job is None:
+            logger.info("no upstream job for %s; submitting", who, extra=who.extra)
+            self._uncertain[(task.video_id, attempt.number)] = False
+            await self._send(task, attempt, provider)
+            return
+        logger.info("found the upstream job of %s by its client id", who, extra=who.extra)
+        await self._apply(task, attempt, provider, job, first=True)
+
     async def _reconcile(self, task: Task, attempt: Attempt, provider: Provider) -> None:
         """Look for our job in the upstream's recent jobs before daring to send again."""
-        gate = self._gates[provider.name]
+        gate = self._gate_of(provider)
         try:
             async with gate.request():
                 jobs = await provider.recent_jobs(limit=_RECONCILE_LIMIT)
@@ -517,7 +624,7 @@ class Engine:
             logger.info("reconciled %s with an upstream job", who, extra=who.extra)
             try:
                 async with gate.request():
-                    job = await provider.get(ours[0].external_id)
+                    job = await provider.get(JobRef(external_id=ours[0].external_id))
             except UpstreamError as exc:
                 await self._release_later(task, self._backoff(1, classify(exc)))
                 return
@@ -544,19 +651,19 @@ class Engine:
         )
 
     async def _poll(self, task: Task, attempt: Attempt) -> None:
-        provider = self.providers.get(attempt.provider)
+        provider = self._provider_of(attempt)
         if provider is None or attempt.external_id is None:
             await self._finish(
                 task, attempt, code="NO_PROVIDER", message=f"Provider {attempt.provider!r} is gone."
             )
             return
-        gate = self._gates[provider.name]
+        gate = self._gate_of(provider)
         if not gate.breaker.allows():
             await self._release_later(task, self.config.busy_wait)
             return
         try:
             async with gate.request():
-                job = await provider.get(attempt.external_id)
+                job = await provider.get(_job_ref(attempt))
             if job.external_id != attempt.external_id:
                 # Never apply what the upstream says of another job (rule 5).
                 raise UpstreamProtocolError(
@@ -590,13 +697,15 @@ class Engine:
         await self._apply(task, attempt, provider, job, first=False)
 
     async def _apply(
-        self, task: Task, attempt: Attempt, provider: Provider, job: UpstreamJob, *, first: bool
+        self, task: Task, attempt: Attempt, provider: Provider, job: JobView, *, first: bool
     ) -> None:
         """Apply what the upstream said of the attempt's job (just created, or polled)."""
         now = utcnow()
-        seen = job.observation
+        since = 0.0 if first else (now - (attempt.submitted_at or now)).total_seconds()
+        seen = observation_of(job, since_submit=since, expected=self.config.expected_job_seconds)
+        video: ResultVideo | None = None
         if seen.status is TaskStatus.COMPLETED:
-            seen = await self._confirm_completion(task, provider, job)
+            seen, video = await self._confirm_completion(task, attempt, provider, job)
         who = ref(task.video_id, job.external_id)
         if seen.status is None and seen.raw_status is not None:
             logger.warning(
@@ -611,22 +720,37 @@ class Engine:
             )
         else:
             after = transitions.observe(task, seen, now=now)
+        if job.error is not None and after.status.terminal:
+            metadata = dict(after.metadata)
+            metadata["errorCategory"] = str(job.error.category)
+            after = dataclasses.replace(after, metadata=metadata)
+        binding = dict(attempt.binding or {})
+        if job.poll_handle is not None:
+            binding["pollHandle"] = job.poll_handle
+        if video is not None and video.url is not None and video.needs_credentials:
+            binding["resultUrl"] = video.url  # fetched with the provider's key by /stream
+        bound = dataclasses.replace(
+            attempt,
+            external_id=job.external_id,
+            binding=binding or None,
+            usage=job.usage.to_json() if job.usage is not None else attempt.usage,
+        )
         if seen.status is TaskStatus.FAILED and after.error is not None:
             # The job itself failed: worth another attempt only if the reason allows it.
-            retry = job_failure_retryable(after.error.code)
-            bound = dataclasses.replace(attempt, external_id=job.external_id)
+            retry = job.error.worth_retrying if job.error is not None else False
             await self._end_attempt(task, bound, after.error, retry=retry, failed=after)
             return
         updated = dataclasses.replace(
-            attempt,
+            bound,
             state=_attempt_state(after),
-            external_id=job.external_id,
             upstream_status=after.status.pushed,
             submitted_at=now if first else attempt.submitted_at,
             finished_at=now if after.status.terminal else None,
             error=after.error,
+            result_expires_at=_as_datetime(_expires_at(video, provider))
+            if video is not None
+            else attempt.result_expires_at,
         )
-        since = 0.0 if first else (now - (attempt.submitted_at or now)).total_seconds()
         delay = next_poll_delay(
             since_submit=since, progress=after.progress, policy=self.config.poll
         )
@@ -642,48 +766,59 @@ class Engine:
             await self._orphaned(task, updated, provider)
 
     async def _confirm_completion(
-        self, task: Task, provider: Provider, job: UpstreamJob
-    ) -> transitions.Observation:
+        self, task: Task, attempt: Attempt, provider: Provider, job: JobView
+    ) -> tuple[transitions.Observation, ResultVideo | None]:
         """An upstream "completed" counts once there is a video a browser can play.
 
-        A job URL is taken as given; otherwise the video must answer on the upstream's
-        content route. One inconsistent answer is not trusted either way: the task stays
-        open and is looked at again; only a repeated "completed" without a video fails it
-        (UPSTREAM_NO_RESULT).
+        A public result URL that outlives ``mirror_before_seconds`` is handed out as it
+        is. A result that needs the provider's key (Veo) or expires sooner is mirrored
+        when a media store exists, else streamed through vidgate. Without a URL the video
+        must answer on the upstream's content route. One inconsistent answer is not
+        trusted either way: the task stays open and is looked at again; only a repeated
+        "completed" without a video fails it (UPSTREAM_NO_RESULT).
         """
-        seen = job.observation
+        seen = observation_of(job, since_submit=0.0, expected=self.config.expected_job_seconds)
+        video = job.videos[0] if job.videos else None
         mode = provider.content_mode
-        if job.raw_url and mode not in ("proxy", "mirror"):
+        public = video.url if video is not None and not video.needs_credentials else None
+        expires = _expires_at(video, provider)
+        expiring = expires is not None and expires - time.time() < self.config.mirror_before_seconds
+        if public and (mode == "url" or (mode == "auto" and not (expiring and self.media))):
             self._unconfirmed.pop(task.video_id, None)
-            return dataclasses.replace(seen, video_url=job.raw_url)
-        if mode != "url":
+            return dataclasses.replace(seen, video_url=public), video
+        if mode != "url" and (video is not None or provider.features.content_route):
+            target = _job_ref(attempt, job)
+            url = video.url if video is not None else None
+            mirror = self.media is not None and (
+                mode == "mirror" or (mode == "auto" and (expiring or url is not None))
+            )
             try:
-                async with self._gates[provider.name].request():
-                    if mode == "mirror" and self.media is not None:
-                        await self._mirror(task, provider, job.external_id)
+                async with self._gate_of(provider).request():
+                    if mirror:
+                        await self._mirror(task, provider, target, url)
                     else:
                         stream = await provider.open_content(
-                            job.external_id, range_header="bytes=0-0"
+                            target, url=url, range_header="bytes=0-0"
                         )
                         await stream.aclose()
             except (UpstreamNotFound, UpstreamRejected):
                 pass  # completed, yet no video: unconfirmed
             except UpstreamError:
-                return dataclasses.replace(seen, status=None, raw_status=None)  # cannot tell now
+                return dataclasses.replace(seen, status=None, raw_status=None), None
             else:
                 self._unconfirmed.pop(task.video_id, None)
-                url = stream_url(
+                stream_at = stream_url(
                     self.config.public_url, task.video_id, access_token=new_access_token()
                 )
-                return dataclasses.replace(seen, video_url=url)
+                return dataclasses.replace(seen, video_url=stream_at), video
         count = self._unconfirmed.get(task.video_id, 0) + 1
         if count >= self.config.unconfirmed_completions:
             self._unconfirmed.pop(task.video_id, None)
-            return dataclasses.replace(seen, video_url=None)  # observe() fails it
+            return dataclasses.replace(seen, video_url=None), None  # observe() fails it
         self._unconfirmed[task.video_id] = count
-        return dataclasses.replace(seen, status=None, raw_status=None)
+        return dataclasses.replace(seen, status=None, raw_status=None), None
 
-    async def _mirror(self, task: Task, provider: Provider, external_id: str) -> None:
+    async def _mirror(self, task: Task, provider: Provider, job: JobRef, url: str | None) -> None:
         """Download the finished video into the media store (the completion check too).
 
         Upstream errors go to the caller, as the plain check's do. A video the store cannot
@@ -691,8 +826,8 @@ class Engine:
         streaming proxy, which ``/stream`` falls back to: completion does not wait on it.
         """
         assert self.media is not None
-        who = ref(task.video_id, external_id)
-        stream = await provider.open_content(external_id, range_header=None)
+        who = ref(task.video_id, job.external_id)
+        stream = await provider.open_content(job, url=url, range_header=None)
         try:
             encoding = {k.lower(): v for k, v in stream.headers.items()}.get("content-encoding")
             if stream.status != 200 or encoding not in (None, "identity"):
@@ -768,15 +903,25 @@ class Engine:
         )
         await self.store.write(Write(before=current, after=current, update_attempt=closed))
         if attempt.external_id is not None:
-            await delete_job(provider, attempt.external_id, video_id=task.video_id)
+            await delete_job(
+                provider,
+                attempt.external_id,
+                video_id=task.video_id,
+                poll_handle=_job_ref(attempt).poll_handle,
+            )
 
     async def _deadline(self, task: Task, attempt: Attempt | None) -> None:
         # Delete first, then fail: a crash in between leaves the task due, so the next
         # step deletes again (a 404 is fine) instead of forgetting a job that still runs.
         if attempt is not None and attempt.external_id:
-            provider = self.providers.get(attempt.provider)
+            provider = self._provider_of(attempt)
             if provider is not None:
-                await delete_job(provider, attempt.external_id, video_id=task.video_id)
+                await delete_job(
+                    provider,
+                    attempt.external_id,
+                    video_id=task.video_id,
+                    poll_handle=_job_ref(attempt).poll_handle,
+                )
         await self._finish(
             task,
             attempt,
@@ -886,6 +1031,31 @@ class Engine:
                 who = ref(after.video_id, after.external_id)
                 logger.info("%s %s", who, written.task.status, extra=who.extra)
         return written.task
+
+
+def _job_ref(attempt: Attempt, job: JobView | None = None) -> JobRef:
+    """How to address the attempt's job: its id, and the handle the adapter gave."""
+    handle = job.poll_handle if job is not None else None
+    if handle is None:
+        bound = (attempt.binding or {}).get("pollHandle")
+        handle = bound if isinstance(bound, str) else None
+    external_id = job.external_id if job is not None else attempt.external_id
+    assert external_id is not None
+    return JobRef(external_id=external_id, poll_handle=handle)
+
+
+def _expires_at(video: ResultVideo | None, provider: Provider) -> float | None:
+    """When the upstream's copy goes (unix time): its own figure, else the documented
+    lifetime from now; None when neither is known."""
+    if video is not None and video.expires_at is not None:
+        return video.expires_at
+    if provider.result_lifetime is not None:
+        return time.time() + provider.result_lifetime
+    return None
+
+
+def _as_datetime(when: float | None) -> datetime | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC)
 
 
 def _attempt_state(task: Task) -> AttemptState:

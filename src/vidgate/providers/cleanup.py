@@ -6,23 +6,33 @@ import asyncio
 import logging
 
 from vidgate.logs import ref
-from vidgate.providers.base import Provider, RateLimited, UpstreamError, UpstreamRejected
+from vidgate.providers.base import JobRef, Provider, RateLimited, UpstreamError, UpstreamRejected
 
 logger = logging.getLogger(__name__)
 
 
 async def delete_job(
-    provider: Provider, external_id: str, *, video_id: str, tries: int = 4, pause: float = 0.25
+    provider: Provider,
+    external_id: str,
+    *,
+    video_id: str,
+    poll_handle: str | None = None,
+    tries: int = 4,
+    pause: float = 0.25,
 ) -> bool:
-    """Delete the job, retrying transient failures a few times; True once it is gone.
+    """Cancel (or delete) the job, retrying transient failures a few times; True once it
+    is gone. A provider that declares no cancel is left alone.
 
-    A job left running costs money, so one failed DELETE is not the end of it; a refusal
+    A job left running costs money, so one failed call is not the end of it; a refusal
     (4xx) is, since asking again will not change the answer.
     """
     who = ref(video_id, external_id)
+    if not provider.features.cancel:
+        logger.info("%s cannot cancel jobs; %s runs to its end", provider.name, who)
+        return False
     for attempt in range(1, tries + 1):
         try:
-            await provider.delete(external_id)
+            await provider.cancel(JobRef(external_id=external_id, poll_handle=poll_handle))
             return True
         except UpstreamRejected as exc:
             logger.info("the upstream refused to delete %s: %s", who, exc.message, extra=who.extra)

@@ -1,176 +1,240 @@
 """Adapter for the OpenAI ``/v1/videos`` convention (OpenAI, and the resellers that copy it).
 
 Every HTTP detail stops here: base URLs with path prefixes, the API key, model aliases,
-relative ``url`` fields, the error envelope, ``Retry-After``. Callers get ``UpstreamJob``
+relative ``url`` fields, the error envelope, ``Retry-After``. Callers get ``JobView``
 values and the error tree of ``vidgate.providers.base``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json
 import logging
 import math
-import time
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from vidgate.config import ProviderConfig
-from vidgate.domain import status as statuses
-from vidgate.domain.models import TaskError
-from vidgate.domain.transitions import Observation, clamp_progress
+from vidgate.domain.capabilities import Capabilities
+from vidgate.domain.request import ImageRole, duration_text, neutral_to_size
+from vidgate.domain.transitions import clamp_progress
 from vidgate.providers.base import (
     ContentStream,
-    RateLimited,
+    ErrorCategory,
+    Features,
+    JobError,
+    JobRef,
+    JobStatus,
+    JobView,
+    ResultVideo,
     SubmitRequest,
-    UpstreamJob,
     UpstreamJobSummary,
     UpstreamNotFound,
     UpstreamProtocolError,
     UpstreamRejected,
-    UpstreamUnavailable,
 )
+from vidgate.providers.http import Answer, HttpUpstream, raise_for_status, resolve_url
+
+# Re-exported for callers that parse these headers themselves.
+from vidgate.providers.http import parse_retry_after as parse_retry_after
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20  # a job object is small; anything bigger is garbage
-_FORWARDED_CONTENT_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges")
+DEFAULT_MODELS = {
+    "sora_video2": "sora-2",
+    "sora_video2_pro": "sora-2-pro",
+    "sora-2": "sora-2",
+    "sora-2-pro": "sora-2-pro",
+}
+
+# OpenAI documents downloads for about an hour after completion (PROTOCOLS.md).
+RESULT_LIFETIME = 3600.0
+
+_SORA_2 = Capabilities(
+    durations=(4.0, 8.0, 12.0),
+    aspect_ratios=("16:9", "9:16"),
+    resolutions=("720p",),
+    image_roles=(ImageRole.FIRST_FRAME,),
+    max_images=1,
+    audio=True,
+    negative_prompt=False,
+    seed=False,
+)
+_SORA_2_PRO = Capabilities(
+    durations=(4.0, 8.0, 12.0),
+    aspect_ratios=("16:9", "9:16"),
+    resolutions=("720p", "1080p"),
+    image_roles=(ImageRole.FIRST_FRAME,),
+    max_images=1,
+    audio=True,
+    negative_prompt=False,
+    seed=False,
+)
+# A reseller may serve anything under any name: unknown models are not restricted.
+_ANY = Capabilities(image_roles=(ImageRole.FIRST_FRAME,), max_images=1, audio=True)
+
+_STATUS = {
+    "queued": JobStatus.QUEUED,
+    "pending": JobStatus.QUEUED,
+    "submitted": JobStatus.QUEUED,
+    "in_progress": JobStatus.IN_PROGRESS,
+    "processing": JobStatus.IN_PROGRESS,
+    "running": JobStatus.IN_PROGRESS,
+    "generating": JobStatus.IN_PROGRESS,
+    "completed": JobStatus.COMPLETED,
+    "succeeded": JobStatus.COMPLETED,
+    "success": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "failure": JobStatus.FAILED,
+    "error": JobStatus.FAILED,
+    # An upstream "cancelled" we did not ask for ends the attempt as a failure.
+    "cancelled": JobStatus.FAILED,
+    "canceled": JobStatus.FAILED,
+    "expired": JobStatus.EXPIRED,
+}
+
+# Job failures worth another (paid) attempt: the upstream says the generation itself
+# broke, not that the request was unacceptable.
+_RETRYABLE_JOB_CODES = frozenset(
+    {
+        "video_generation_failed",
+        "generation_failed",
+        "internal_error",
+        "internal_server_error",
+        "server_error",
+        "service_unavailable",
+        "timeout",
+        "overloaded",
+        "capacity_exceeded",
+    }
+)
+_POLICY_WORDS = ("moderation", "policy", "safety", "content_filter", "blocked")
 
 
-def resolve_url(base_url: str, url: str) -> str | None:
-    """Make an upstream's (possibly relative) file URL absolute; None if it is unusable.
-
-    ``/videos/x.mp4`` is relative to the upstream's origin, ``videos/x.mp4`` to the base
-    URL, and an absolute http(s) URL is kept as it is.
-    """
-    url = url.strip()
-    if not url:
-        return None
-    absolute = urljoin(base_url.rstrip("/") + "/", url)
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return absolute
+def job_status(word: object) -> JobStatus | None:
+    """The neutral status of a ``/v1/videos`` status word; None for a word we do not know."""
+    return _STATUS.get(word.strip().lower()) if isinstance(word, str) else None
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # neither seconds nor an HTTP date: ignore it
-    return max(0.0, when.timestamp() - time.time())
+def job_error_category(code: str) -> ErrorCategory:
+    """The category of a ``/v1/videos`` job error code (a content decision is final)."""
+    lowered = code.lower()
+    if any(word in lowered for word in _POLICY_WORDS):
+        return ErrorCategory.CONTENT_POLICY
+    if lowered in _RETRYABLE_JOB_CODES:
+        return ErrorCategory.GENERATION_FAILED
+    if "quota" in lowered or "billing" in lowered or "credit" in lowered:
+        return ErrorCategory.INSUFFICIENT_CREDITS
+    return ErrorCategory.INVALID_REQUEST
 
 
 class OpenAIVideosProvider:
-    """A ``Provider`` for one configured upstream."""
+    """A ``Provider`` for one upstream speaking the ``/v1/videos`` convention."""
+
+    kind = "openai-videos"
 
     def __init__(self, config: ProviderConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.name = config.name
-        self.honours_idempotency = config.idempotency
+        self.base_url = config.base_url.rstrip("/")
+        self.credential = config.credential_name()
         self.content_mode: str = config.content
-        self.models = dict(config.models)
+        self.models = dict(config.models or DEFAULT_MODELS)
         self.max_concurrency = config.max_concurrency
+        self.result_lifetime: float | None = RESULT_LIFETIME
+        self.features = Features(
+            cancel=True,
+            list_jobs=True,
+            idempotency_key=config.idempotency,
+            content_route=True,
+        )
         self.config = config
-        self._base = config.base_url.rstrip("/")
-        headers = {"Accept": "application/json", "User-Agent": "vidgate"}
+        headers = {}
         secret = config.secret()
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
-        self._client = client or httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_seconds, connect=min(5.0, config.timeout_seconds)),
-            limits=httpx.Limits(
-                max_connections=config.max_concurrency,
-                max_keepalive_connections=config.max_concurrency,
-            ),
+        self._http = HttpUpstream(
+            config.name,
+            self.base_url,
+            timeout=config.timeout_seconds,
+            max_concurrency=config.max_concurrency,
+            credentials=headers,
+            client=client,
         )
+
+    @property
+    def honours_idempotency(self) -> bool:
+        return self.features.idempotency_key
 
     def upstream_model(self, model: str) -> str | None:
         return self.models.get(model)
 
+    def capabilities(self, upstream_model: str) -> Capabilities:
+        if upstream_model == "sora-2":
+            return _SORA_2
+        if upstream_model == "sora-2-pro":
+            return _SORA_2_PRO
+        return _ANY
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def create(self, request: SubmitRequest, *, idempotency_key: str) -> UpstreamJob:
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "model": request.model,
-            "seconds": request.seconds,
-            "size": request.size,
-        }
+    async def create(self, request: SubmitRequest, *, idempotency_key: str) -> JobView:
+        params = request.params
+        seconds = request.seconds
+        if seconds is None and params.duration_seconds is not None:
+            seconds = duration_text(params.duration_seconds)
+        size = request.size or neutral_to_size(params.aspect_ratio, params.resolution)
+        body: dict[str, Any] = {"prompt": request.prompt, "model": request.model}
+        if seconds is not None:
+            body["seconds"] = seconds
+        if size is not None:
+            body["size"] = size
         if request.input_reference:
             body["input_reference"] = {"image_url": request.input_reference}
-        data = await self._json(
+        extra = dict(params.extra)
+        clash = sorted(set(extra) & {"prompt", "model", "seconds", "size", "input_reference"})
+        if clash:
+            raise UpstreamRejected(
+                f"extra may not set {', '.join(clash)}: use the request's own fields",
+                status=400,
+                code="invalid_extra",
+            )
+        body.update(extra)
+        answer = await self._http.call(
             "POST", "/videos", json=body, headers={"Idempotency-Key": idempotency_key}
         )
-        return self._job(data)
+        return self._job(self._checked(answer, "POST /videos"))
 
-    async def get(self, external_id: str) -> UpstreamJob:
-        return self._job(await self._json("GET", f"/videos/{external_id}"))
+    async def get(self, job: JobRef) -> JobView:
+        answer = await self._http.call("GET", f"/videos/{job.external_id}")
+        return self._job(self._checked(answer, "GET /videos/{id}"))
 
-    async def delete(self, external_id: str) -> None:
+    async def cancel(self, job: JobRef) -> None:
         with contextlib.suppress(UpstreamNotFound):
-            await self._json("DELETE", f"/videos/{external_id}")
+            self._checked(
+                await self._http.call("DELETE", f"/videos/{job.external_id}"), "DELETE /videos/{id}"
+            )
 
-    async def open_content(self, external_id: str, *, range_header: str | None) -> ContentStream:
-        headers = {"Accept": "*/*"}
-        if range_header:
-            headers["Range"] = range_header
-        request = self._client.build_request(
-            "GET", f"{self._base}/videos/{external_id}/content", headers=headers
+    async def open_content(
+        self, job: JobRef, *, url: str | None = None, range_header: str | None = None
+    ) -> ContentStream:
+        if url is not None:
+            # A reseller's public `url`: fetched as a browser would (our key only goes
+            # to our own origin, see HttpUpstream).
+            return await self._http.stream(url, range_header=range_header)
+        return await self._http.stream(
+            f"/videos/{job.external_id}/content",
+            range_header=range_header,
+            on_error=self._raise_for,
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"{self.name}: content unavailable: {type(exc).__name__}"
-            ) from exc
-        if response.status_code >= 400:
-            await response.aread()
-            await response.aclose()
-            self._raise_for(response, self._body(response))
-        kept = {
-            k: v for k, v in response.headers.items() if k.lower() in _FORWARDED_CONTENT_HEADERS
-        }
-        return ContentStream(
-            status=response.status_code,
-            headers=kept,
-            chunks=self._body_chunks(response),
-            close=response.aclose,
-        )
-
-    async def _body_chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The body as it arrives; a broken transfer is an ``UpstreamUnavailable``."""
-        try:
-            async for chunk in response.aiter_raw():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"{self.name}: content transfer broke off: {type(exc).__name__}"
-            ) from exc
 
     async def recent_jobs(self, *, limit: int) -> list[UpstreamJobSummary]:
-        data = await self._json("GET", f"/videos?order=desc&limit={max(1, min(limit, 100))}")
+        answer = await self._http.call(
+            "GET", "/videos", params={"order": "desc", "limit": str(max(1, min(limit, 100)))}
+        )
+        data = self._checked(answer, "GET /videos")
         items = data.get("data")
         if not isinstance(items, list):
             raise UpstreamProtocolError(f"{self.name}: job list without a data array")
@@ -190,84 +254,26 @@ class OpenAIVideosProvider:
             )
         return found
 
+    async def find_by_client_id(self, client_id: str) -> JobView | None:
+        raise NotImplementedError("/v1/videos has no client-chosen job id")
+
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        url = f"{self._base}{path}"
-        started = time.perf_counter()
-        try:
-            async with self._client.stream(method, url, json=json, headers=headers) as response:
-                raw = await self._read_capped(response)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing was sent: the upstream certainly did not act on it.
-            raise UpstreamUnavailable(
-                f"{self.name}: {method} {path}: cannot connect ({type(exc).__name__})",
-                maybe_received=False,
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamUnavailable(f"{self.name}: {method} {path} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(
-                f"{self.name}: {method} {path} failed: {type(exc).__name__}"
-            ) from exc
-        logger.debug(
-            "upstream %s %s %s -> %d in %.0f ms",
-            self.name,
-            method,
-            path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        body = _decode(raw)
-        if response.status_code >= 400:
-            self._raise_for(response, body)
-        if not isinstance(body, dict):
-            raise UpstreamProtocolError(
-                f"{self.name}: {method} {path} answered {response.status_code} with a body "
-                "that is not a JSON object"
-            )
-        return body
+    def _checked(self, answer: Answer, what: str) -> dict[str, Any]:
+        if answer.status >= 400:
+            self._raise_for(answer)
+        return answer.object(self.name, what)
 
-    @staticmethod
-    async def _read_capped(response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise UpstreamProtocolError(f"upstream body larger than {MAX_BODY_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _raise_for(self, answer: Answer) -> None:
+        message, code = _error_of(answer.body)
+        category = None
+        if code is not None:
+            category = job_error_category(code)
+            if category is ErrorCategory.GENERATION_FAILED:
+                category = None
+        raise_for_status(self.name, answer, message=message, code=code, category=category)
 
-    @staticmethod
-    def _body(response: httpx.Response) -> object:
-        return _decode(response.content[:MAX_BODY_BYTES])
-
-    def _raise_for(self, response: httpx.Response, body: object) -> None:
-        status_code = response.status_code
-        message, code = _error_of(body)
-        text = f"{self.name}: upstream {status_code}: {message or response.reason_phrase}"
-        if status_code == 429 or (status_code == 503 and "retry-after" in response.headers):
-            raise RateLimited(
-                text, status=status_code, retry_after=parse_retry_after(response.headers)
-            )
-        if status_code >= 500 or status_code in (408, 409):
-            # A 502/504 comes from a proxy that may have passed the request on.
-            raise UpstreamUnavailable(
-                text, status=status_code, maybe_received=status_code in (502, 504, 408)
-            )
-        if status_code == 404:
-            raise UpstreamNotFound(text, status=status_code)
-        raise UpstreamRejected(message or text, status=status_code, code=code)
-
-    def _job(self, data: dict[str, Any]) -> UpstreamJob:
+    def _job(self, data: dict[str, Any]) -> JobView:
         external_id = data.get("id")
         if (
             not isinstance(external_id, str)
@@ -277,34 +283,43 @@ class OpenAIVideosProvider:
         ):
             raise UpstreamProtocolError(f"{self.name}: job object without a usable id")
         word = data.get("status")
-        task_status = statuses.from_upstream(word)
+        status = job_status(word)
         raw_url = data.get("url")
-        url = resolve_url(self._base, raw_url) if isinstance(raw_url, str) else None
-        if url is not None and (len(url) > 4096 or not url.isprintable()):
-            url = None
-        error = data.get("error")
-        task_error = None
-        if isinstance(error, dict):
-            task_error = TaskError(
-                code=_short(error.get("code"), "UPSTREAM_FAILED"),
-                message=_short(error.get("message"), "The upstream video job failed."),
+        url = resolve_url(self.base_url, raw_url) if isinstance(raw_url, str) else None
+        expires_at = _unix_seconds(data.get("expires_at"))
+        videos: tuple[ResultVideo, ...] = ()
+        if status is JobStatus.COMPLETED:
+            # Without a `url`, the video is behind the authenticated content route.
+            videos = (
+                ResultVideo(
+                    url=url,
+                    expires_at=float(expires_at) if expires_at is not None else None,
+                ),
             )
-        created = data.get("created_at")
-        observation = Observation(
-            status=task_status,
+        error = data.get("error")
+        job_error = None
+        if isinstance(error, dict):
+            code = _short(error.get("code"), "UPSTREAM_FAILED")
+            job_error = JobError(
+                code=code,
+                message=_short(error.get("message"), "The upstream video job failed."),
+                category=job_error_category(code),
+            )
+        elif status is JobStatus.EXPIRED:
+            job_error = JobError(
+                code="UPSTREAM_EXPIRED",
+                message="The upstream dropped the job before running it.",
+                category=ErrorCategory.PROVIDER_UNAVAILABLE,
+            )
+        return JobView(
+            external_id=external_id.strip(),
+            status=status,
             raw_status=word if isinstance(word, str) else None,
             progress=clamp_progress(data.get("progress")),
-            error=task_error,
-            upstream_created_at=_unix_seconds(created),
+            videos=videos,
+            error=job_error,
+            created_at=_unix_seconds(data.get("created_at")),
         )
-        return UpstreamJob(external_id=external_id.strip(), observation=observation, raw_url=url)
-
-
-def _decode(raw: bytes) -> object:
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _error_of(body: object) -> tuple[str | None, str | None]:

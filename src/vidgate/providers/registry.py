@@ -2,35 +2,127 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Mapping
 
-from vidgate.config import ProviderConfig
-from vidgate.providers.base import Provider
-from vidgate.providers.openai import OpenAIVideosProvider
+from vidgate.config import ModelConfig, ProviderConfig
+from vidgate.domain.capabilities import Capabilities
+from vidgate.domain.catalogue import Catalogue, ModelEntry, Target
+from vidgate.providers.base import Binding, Provider
+
+# One adapter module per protocol, imported only when a provider of that kind is configured.
+ADAPTERS = {
+    "openai-videos": "vidgate.providers.openai:OpenAIVideosProvider",
+    "gemini-veo": "vidgate.providers.veo:VeoProvider",
+    "seedance": "vidgate.providers.seedance:SeedanceProvider",
+    "kling": "vidgate.providers.kling:KlingProvider",
+    "runway": "vidgate.providers.runway:RunwayProvider",
+    "minimax": "vidgate.providers.minimax:MiniMaxProvider",
+}
+
+
+def build(config: ProviderConfig) -> Provider:
+    """The adapter for ``config.kind``, built from its config."""
+    module_name, _, class_name = ADAPTERS[config.kind].partition(":")
+    adapter: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return adapter(config)  # type: ignore[call-arg]
 
 
 class ProviderRegistry:
     def __init__(
-        self, providers: Iterable[Provider], *, configs: Iterable[ProviderConfig] = ()
+        self,
+        providers: Iterable[Provider],
+        *,
+        configs: Iterable[ProviderConfig] = (),
+        models: Mapping[str, ModelConfig] | None = None,
     ) -> None:
         self._providers = {p.name: p for p in providers}
+        # Providers rebuilt from attempts' bindings (config edited or provider removed).
+        self._retired: dict[tuple[str, str, str, str | None], Provider] = {}
         given = {c.name: c for c in configs}
         # Providers built without a config (test fakes) get the defaults.
         self._configs = {
             name: given.get(name)
             or ProviderConfig(
-                name=name, base_url="http://unused", idempotency=provider.honours_idempotency
+                name=name, base_url="http://unused", idempotency=provider.features.idempotency_key
             )
             for name, provider in self._providers.items()
         }
+        self.catalogue = self._catalogue(models or {})
 
     @classmethod
-    def from_configs(cls, configs: Iterable[ProviderConfig]) -> ProviderRegistry:
+    def from_configs(
+        cls, configs: Iterable[ProviderConfig], models: Mapping[str, ModelConfig] | None = None
+    ) -> ProviderRegistry:
         listed = list(configs)
-        return cls((OpenAIVideosProvider(c) for c in listed), configs=listed)
+        return cls((build(c) for c in listed), configs=listed, models=models)
+
+    def _catalogue(self, models: Mapping[str, ModelConfig]) -> Catalogue:
+        """Every client model some provider offers (config order), with its targets, the
+        TOML file's capability table if it has one, and its retirement."""
+        names = dict.fromkeys(self.models())
+        entries = []
+        for name in names:
+            configured = models.get(name)
+            targets = tuple(
+                Target(
+                    provider=p.name,
+                    protocol=p.kind,
+                    model=upstream,
+                    capabilities=p.capabilities(upstream),
+                )
+                for p in self.candidates(name)
+                if (upstream := p.upstream_model(name)) is not None
+            )
+            entries.append(
+                ModelEntry(
+                    name=name,
+                    targets=targets,
+                    capabilities=Capabilities.from_json(configured.capabilities)
+                    if configured is not None and configured.capabilities is not None
+                    else None,
+                    retires_at=configured.retires_at if configured else None,
+                    replaced_by=configured.replaced_by if configured else None,
+                )
+            )
+        return Catalogue(entries)
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
+
+    def resolve(self, name: str, binding: dict[str, object] | None) -> Provider | None:
+        """The provider an attempt was bound to: the configured one of that name while it
+        still speaks the same protocol at the same place, else one rebuilt from the
+        binding with the credentials still configured under its name (None if none)."""
+        configured = self._providers.get(name)
+        if binding is None:
+            return configured
+        bound = Binding.from_json(binding)
+        if configured is not None and (
+            configured.kind == bound.protocol
+            and configured.base_url.rstrip("/") == bound.base_url.rstrip("/")
+        ):
+            return configured
+        key = (bound.provider, bound.protocol, bound.base_url, bound.credential)
+        if key in self._retired:
+            return self._retired[key]
+        fields = ProviderConfig.credential_fields(bound.credential)
+        if bound.credential and not fields:
+            return None  # an inline secret that is gone with its config
+        try:
+            config = ProviderConfig(
+                name=bound.provider or name,
+                kind=bound.protocol,
+                base_url=bound.base_url,
+                models={bound.model: bound.model},
+                **fields,
+            )
+        except ValueError:
+            return None
+        provider = build(config)
+        self._retired[key] = provider
+        self._configs.setdefault(provider.name, config)
+        return provider
 
     def config(self, name: str) -> ProviderConfig:
         return self._configs[name]
@@ -56,5 +148,5 @@ class ProviderRegistry:
         return list(self._providers.values())
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        for provider in [*self._providers.values(), *self._retired.values()]:
             await provider.aclose()

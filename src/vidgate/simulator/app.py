@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidgate.simulator import control, errors, public, routes
+from vidgate.simulator import control, errors, protocols, public, routes
 from vidgate.simulator.config import SimConfig
 from vidgate.simulator.state import SimState
 
@@ -53,10 +53,13 @@ def create_app(config: SimConfig) -> FastAPI:
     app.state.sim = state
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
-    # Before the API: with an empty prefix, /videos/{id}.mp4 would otherwise match
-    # GET /videos/{video_id}.
-    if config.url_field:
-        app.include_router(public.router)
-    app.include_router(routes.router, prefix=config.prefix)
+    if config.protocol == "openai-videos":
+        # Before the API: with an empty prefix, /videos/{id}.mp4 would otherwise match
+        # GET /videos/{video_id}.
+        if config.url_field:
+            app.include_router(public.router)
+        app.include_router(routes.router, prefix=config.prefix)
+    else:
+        protocols.load(config.protocol).install(app, state)
     app.include_router(control.router)
     return app

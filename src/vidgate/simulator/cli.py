@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vidgate.simulator.config import SimConfig
+from vidgate.simulator.config import PROTOCOL_PREFIXES, SimConfig, default_prefix
 
 _DEFAULTS = SimConfig()
 
@@ -30,6 +30,13 @@ def command(
     port: Annotated[
         int, typer.Option(envvar="VIDGATE_SIM_PORT", help="TCP port to listen on.")
     ] = 8001,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            envvar="VIDGATE_SIM_PROTOCOL",
+            help=f"Upstream protocol to speak: {', '.join(PROTOCOL_PREFIXES)}.",
+        ),
+    ] = _DEFAULTS.protocol,
     job_seconds: Annotated[
         float,
         typer.Option(
@@ -39,12 +46,14 @@ def command(
         ),
     ] = _DEFAULTS.job_seconds,
     prefix: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="VIDGATE_SIM_PREFIX",
-            help="API path prefix, e.g. /sora/v1 to imitate the seed's upstream.",
+            help="API path prefix, e.g. /sora/v1 to imitate the seed's upstream. Default: "
+            "the path of the vendor's base URL (/v1 for openai-videos, /v1beta for gemini-veo, "
+            "/api/v3 for seedance, none for kling, runway and minimax).",
         ),
-    ] = _DEFAULTS.prefix,
+    ] = None,
     url_field: Annotated[
         bool,
         typer.Option(
@@ -136,11 +145,12 @@ def command(
         typer.Option(envvar="VIDGATE_SIM_SEED", help="Seed for reproducible fault draws."),
     ] = _DEFAULTS.seed,
 ) -> None:
-    """Run the built-in upstream simulator (OpenAI /v1/videos convention) in the foreground."""
+    """Run the built-in upstream simulator (OpenAI /v1/videos, or --protocol) in the foreground."""
     try:
         config = SimConfig(
+            protocol=protocol,
             job_seconds=job_seconds,
-            prefix=prefix,
+            prefix=default_prefix(protocol) if prefix is None else prefix,
             url_field=url_field,
             api_key=api_key,
             expires_after_seconds=expires_after_seconds,

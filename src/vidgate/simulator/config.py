@@ -44,10 +44,28 @@ def normalise_prefix(prefix: str) -> str:
     return f"/{stripped}" if stripped else ""
 
 
+# The upstream protocols the simulator speaks (`--protocol`), and where each one's API
+# sits on the simulator's origin unless `--prefix` says otherwise: the path of the
+# vendor's documented base URL, so a provider's `base_url` is origin + prefix.
+PROTOCOL_PREFIXES = {
+    "openai-videos": "/v1",
+    "gemini-veo": "/v1beta",
+    "seedance": "/api/v3",
+    "kling": "",
+    "runway": "",
+    "minimax": "",
+}
+
+
+def default_prefix(protocol: str) -> str:
+    return PROTOCOL_PREFIXES.get(protocol, "")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SimConfig:
     """How the simulator behaves. Rates are probabilities in 0..1; times are seconds."""
 
+    protocol: str = "openai-videos"
     job_seconds: float = 10.0
     prefix: str = "/v1"
     url_field: bool = False
@@ -72,6 +90,10 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         # A frozen dataclass can still normalise itself through object.__setattr__.
+        if self.protocol not in PROTOCOL_PREFIXES:
+            raise ValueError(
+                f"unknown protocol {self.protocol!r}; one of {', '.join(PROTOCOL_PREFIXES)}"
+            )
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.api_key == "":
             object.__setattr__(self, "api_key", None)
@@ -99,6 +121,9 @@ class SimConfig:
         """Defaults overridden by `VIDGATE_SIM_<FIELD>` variables (VIDGATE_SIM_JOB_SECONDS=2)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        protocol = env.get(ENV_PREFIX + "PROTOCOL")
+        if protocol and ENV_PREFIX + "PREFIX" not in env:
+            values["prefix"] = default_prefix(protocol)
         for field in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + field.name.upper())
             if raw is None:
@@ -135,6 +160,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     field.name: float for field in dataclasses.fields(SimConfig) if field.type == "float"
 }
 _PARSERS.update(
+    protocol=str,
     prefix=str,
     url_field=_parse_bool,
     api_key=_parse_optional_str,

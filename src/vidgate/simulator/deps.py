@@ -79,7 +79,8 @@ async def api_guard(request: Request, state: StateDep) -> AsyncIterator[None]:
                     now = state.clock()
                     state.tracker.hold_off(key, now + wait, now)
                 raise error
-        if config.api_key is not None:
+        # Other protocols check their own credentials (their routers' dependencies).
+        if config.api_key is not None and config.protocol == "openai-videos":
             _check_key(request.headers.get("authorization"), config.api_key)
         yield
     finally:

@@ -30,6 +30,8 @@ class SimState:
         # The progress last answered truly by `GET /videos/{id}`, per job: what a hostile
         # "progress going backwards" answer goes below.
         self.last_progress: dict[str, int] = {}
+        # What a non-OpenAI protocol keeps beside the jobs (simulator/protocols/), by name.
+        self.protocol_state: dict[str, Any] = {}
 
     def create_job(
         self,

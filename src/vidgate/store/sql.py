@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from vidgate.domain.events import EventType, TaskEvent
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
+from vidgate.domain.request import VideoParams
 from vidgate.domain.status import ACTIVE, TaskStatus
 from vidgate.store import migrate
 from vidgate.store.base import (
@@ -578,6 +579,7 @@ def _task_values(task: Task) -> dict[str, Any]:
         "seconds": task.seconds,
         "size": task.size,
         "input_reference": task.input_reference,
+        "params": task.params.to_json() or None,
         "provider": task.provider,
         "external_id": task.external_id,
         "video_url": task.video_url,
@@ -610,6 +612,9 @@ def _attempt_values(attempt: Attempt) -> dict[str, Any]:
         "finished_at": attempt.finished_at,
         "error_code": attempt.error.code if attempt.error else None,
         "error_message": attempt.error.message if attempt.error else None,
+        "binding": attempt.binding,
+        "result_expires_at": attempt.result_expires_at,
+        "usage": attempt.usage,
     }
 
 
@@ -630,6 +635,7 @@ def _task(row: Row[Any], attempt_rows: Iterable[Attempt]) -> Task:
         seconds=m["seconds"],
         size=m["size"],
         input_reference=m["input_reference"],
+        params=VideoParams.from_json(m["params"]),
         provider=m["provider"],
         external_id=m["external_id"],
         video_url=m["video_url"],
@@ -662,6 +668,9 @@ def _attempt(row: Row[Any]) -> Attempt:
         submitted_at=m["submitted_at"],
         finished_at=m["finished_at"],
         error=_error(m["error_code"], m["error_message"]),
+        binding=m["binding"],
+        result_expires_at=m["result_expires_at"],
+        usage=m["usage"],
     )
 
 
