@@ -11,13 +11,11 @@ import pytest
 
 from tests.databases import Kind, fresh_database
 from tests.support import (
-    VIDGATE,
     SimulatorServer,
     StartVidgate,
     VidgateServer,
     WriteConfig,
-    clean_env,
-    free_port,
+    launch_simulator,
     launch_vidgate,
 )
 
@@ -74,26 +72,8 @@ def simulator_process(tmp_path: Path) -> Iterator[Callable[..., SimulatorServer]
     started: list[SimulatorServer] = []
 
     def start(*, job_seconds: float = 3.0, extra: list[str] | None = None) -> SimulatorServer:
-        port = free_port()
-        server = SimulatorServer(
-            args=[
-                VIDGATE,
-                "simulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--job-seconds",
-                str(job_seconds),
-                *(extra or []),
-            ],
-            env=clean_env(),
-            cwd=tmp_path,
-            log=tmp_path / f"simulator-{port}.log",
-            ready_url=f"http://127.0.0.1:{port}/_sim/stats",
-            origin=f"http://127.0.0.1:{port}",
-        )
-        started.append(server.start())
+        server = launch_simulator(tmp_path, job_seconds=job_seconds, extra=extra)
+        started.append(server)
         return server
 
     yield start

@@ -140,4 +140,30 @@ def launch_vidgate(
     return server
 
 
+def launch_simulator(
+    workdir: Path, *, job_seconds: float = 3.0, extra: list[str] | None = None
+) -> SimulatorServer:
+    """Start ``vidgate simulator`` as its own process on a free port; wait until ready."""
+    port = free_port()
+    server = SimulatorServer(
+        args=[
+            VIDGATE,
+            "simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--job-seconds",
+            str(job_seconds),
+            *(extra or []),
+        ],
+        env=clean_env(),
+        cwd=workdir,
+        log=workdir / f"simulator-{port}.log",
+        ready_url=f"http://127.0.0.1:{port}/_sim/stats",
+        origin=f"http://127.0.0.1:{port}",
+    )
+    return server.start()
+
+
 WriteConfig = Callable[..., Path]

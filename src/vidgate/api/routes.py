@@ -21,6 +21,8 @@ from vidgate.api.schemas import (
     CreateTask,
     Envelope,
     ErrorEnvelope,
+    ModelList,
+    ModelView,
     TaskList,
     TaskPage,
     TaskView,
@@ -97,6 +99,13 @@ def _idempotency_key(raw: str | None) -> str | None:
             details={"field": "Idempotency-Key"},
         )
     return key
+
+
+@router.get("/api/models", response_model=Envelope[ModelList], tags=["models"])
+async def list_models(runtime: RuntimeDep, user: CurrentUser) -> Envelope[ModelList]:
+    """Every model a task may name: what it can do, who serves it, when it retires."""
+    entries = runtime.providers.catalogue.entries.values()
+    return Envelope(data=ModelList(items=[ModelView.model_validate(e.to_json()) for e in entries]))
 
 
 @router.get("/api/video/tasks", response_model=Envelope[TaskPage], tags=["tasks"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,6 +20,7 @@ from vidgate.domain.request import (
     seconds_to_duration,
     size_to_neutral,
 )
+from vidgate.domain.status import TaskStatus
 
 DEFAULT_SECONDS = "4"
 DEFAULT_SIZE = "720x1280"
@@ -209,6 +210,21 @@ class TaskView(Camel):
     @classmethod
     def of(cls, task: Task) -> TaskView:
         current = task.current_attempt
+        expires_at = current.result_expires_at if current is not None else None
+        error = _error(task.error)
+        if (
+            task.status is TaskStatus.COMPLETED
+            and expires_at is not None
+            and expires_at <= datetime.now(UTC)
+            and task.video_url is not None
+            and f"/api/video/tasks/{task.video_id}/stream" not in task.video_url
+        ):
+            # The upstream's own URL was handed out and has expired: say so (a video
+            # vidgate serves itself answers for itself on /stream).
+            error = ErrorBody(
+                code="CONTENT_EXPIRED",
+                message="The upstream's copy of this video has expired.",
+            )
         return cls(
             video_id=task.video_id,
             user_id=task.user_id,
@@ -221,16 +237,49 @@ class TaskView(Camel):
             input_reference=task.input_reference,
             external_video_id=task.external_id,
             video_url=task.video_url,
-            error=_error(task.error),
+            error=error,
             metadata=task.metadata,
             attempts=[AttemptView.of(a) for a in task.attempts],
             created_at=task.created_at,
             updated_at=task.updated_at,
             completed_at=task.completed_at,
             params=task.params.to_json(),
-            expires_at=current.result_expires_at if current is not None else None,
+            expires_at=expires_at,
             usage=current.usage if current is not None else None,
         )
+
+
+class CapabilitiesView(Camel):
+    """What a model can do; ``null`` means not restricted."""
+
+    durations: list[float] | None
+    duration_range: list[float] | None
+    aspect_ratios: list[str] | None
+    resolutions: list[str] | None
+    image_roles: list[str]
+    max_images: int | None
+    audio: bool
+    negative_prompt: bool
+    seed: bool
+
+
+class ModelProviderView(Camel):
+    provider: str
+    protocol: str
+    upstream_model: str
+    capabilities: CapabilitiesView
+
+
+class ModelView(Camel):
+    id: str
+    capabilities: CapabilitiesView | None
+    providers: list[ModelProviderView]
+    retires_at: datetime | None
+    replaced_by: str | None
+
+
+class ModelList(Camel):
+    items: list[ModelView]
 
 
 class TaskPage(Camel):
