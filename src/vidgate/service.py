@@ -273,7 +273,9 @@ class TaskService:
         if provider is None:
             raise ContentUnavailable("The provider of this task is no longer configured.")
         expires = attempt.result_expires_at if attempt is not None else None
-        if expires is not None and expires <= datetime.now(UTC):
+        # An upstream with a content route (Runway re-signs its URLs) can still deliver.
+        refreshable = provider.features.content_route
+        if expires is not None and expires <= datetime.now(UTC) and not refreshable:
             raise ContentExpired(
                 "The upstream's copy of this video has expired and no mirror was kept.",
                 details={"expiredAt": expires.isoformat().replace("+00:00", "Z")},

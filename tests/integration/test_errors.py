@@ -36,9 +36,9 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
         ({"prompt": "a fox\u0000 in snow"}, "prompt"),
         ({}, "prompt"),
         ({"prompt": 42}, "prompt"),
-        ({"prompt": "fox", "seconds": "10"}, "seconds"),
+        ({"prompt": "fox", "seconds": "ten"}, "seconds"),
         ({"prompt": "fox", "seconds": True}, "seconds"),
-        ({"prompt": "fox", "size": "640x480"}, "size"),
+        ({"prompt": "fox", "size": "640 by 480"}, "size"),
         ({"prompt": "fox", "inputReference": "file:///etc/passwd"}, "inputReference"),
         ([], "body"),
         ("just a string", "body"),
@@ -48,6 +48,24 @@ def test_invalid_create_bodies(shared_vidgate: VidgateServer, body: object, fiel
     response = httpx.post(f"{shared_vidgate.url}/api/video/tasks", json=body)
     error = assert_envelope(response, 422, "VALIDATION_ERROR")
     assert error["details"]["fields"][0]["field"] == field
+    assert field in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "supported"),
+    [
+        ({"prompt": "fox", "seconds": "10"}, "seconds", [4.0, 8.0, 12.0]),
+        ({"prompt": "fox", "size": "640x480"}, "size", ["16:9", "9:16"]),
+    ],
+)
+def test_values_the_model_cannot_do(
+    shared_vidgate: VidgateServer, body: object, field: str, supported: object
+) -> None:
+    """Well-formed, but not something sora-2 does: refused by its capability table."""
+    response = httpx.post(f"{shared_vidgate.url}/api/video/tasks", json=body)
+    error = assert_envelope(response, 422, "UNSUPPORTED_PARAMETER")
+    assert error["details"]["field"] == field
+    assert error["details"]["supported"] == supported
     assert field in error["message"]
 
 

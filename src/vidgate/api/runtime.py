@@ -110,7 +110,11 @@ async def open_runtime(
     )
     bus = open_bus(settings)
     media = MediaStore(settings.media_dir, max_bytes=settings.max_video_bytes)
-    providers = ProviderRegistry.from_configs(provider_configs, settings.models)
+    providers = ProviderRegistry.from_configs(
+        provider_configs,
+        settings.models,
+        allow_private_images=settings.input_reference_allow_private,
+    )
 
     def quota_for(user_id: str) -> Quota:
         limits = settings.limits_for(user_id)

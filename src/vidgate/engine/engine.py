@@ -58,6 +58,14 @@ from vidgate.store.base import TaskStore, Write
 
 logger = logging.getLogger(__name__)
 
+# Refusals that say nothing of the request itself: worth another provider.
+_NOT_ABOUT_THE_REQUEST = frozenset(
+    {
+        ErrorCategory.INSUFFICIENT_CREDITS,
+        ErrorCategory.PROVIDER_UNAVAILABLE,
+        ErrorCategory.RATE_LIMITED,
+    }
+)
 _CLOSED = frozenset({AttemptState.FINISHED, AttemptState.FAILED, AttemptState.UNKNOWN})
 _RECONCILE_LIMIT = 100
 _RECONCILE_SLACK = 5.0  # seconds of clock difference tolerated between us and the upstream
@@ -470,11 +478,18 @@ class Engine:
     async def _rejected(
         self, task: Task, attempt: Attempt, provider: Provider, exc: UpstreamRejected
     ) -> None:
-        """The upstream refused the request. Out of credits there is no verdict on the
-        request: another provider may take it. Anything else is final."""
-        if exc.category is ErrorCategory.INSUFFICIENT_CREDITS and self._alternative(task, provider):
-            error = TaskError(code="INSUFFICIENT_CREDITS", message=exc.message)
-            await self._end_attempt(task, attempt, error, retry=True)
+        """The upstream refused the request. Out of credits, or refusing our credentials,
+        it gave no verdict on the request: another provider may take it. Anything else
+        (the request itself, a content decision) is final."""
+        if exc.category in _NOT_ABOUT_THE_REQUEST and self._alternative(task, provider):
+            code = (
+                "INSUFFICIENT_CREDITS"
+                if exc.category is ErrorCategory.INSUFFICIENT_CREDITS
+                else "UPSTREAM_REJECTED"
+            )
+            await self._end_attempt(
+                task, attempt, TaskError(code=code, message=exc.message), retry=True
+            )
             return
         code = {
             ErrorCategory.CONTENT_POLICY: "CONTENT_POLICY",
@@ -606,7 +621,8 @@ class Engine:
         matches = [
             job
             for job in jobs
-            if job.prompt == task.prompt
+            # A field the upstream's listing leaves out (Seedance has no prompt) is unknown.
+            if job.prompt in (None, task.prompt)
             and job.model in (None, model)
             and job.seconds in (None, task.seconds)
             and job.size in (None, task.size)
@@ -751,9 +767,9 @@ class Engine:
             if video is not None
             else attempt.result_expires_at,
         )
-        delay = next_poll_delay(
-            since_submit=since, progress=after.progress, policy=self.config.poll
-        )
+        # An estimated progress says nothing of the job's real pace: schedule by age alone.
+        pace = after.progress if job.progress is not None else 0
+        delay = next_poll_delay(since_submit=since, progress=pace, policy=self.config.poll)
         result = await self._commit(task, after, delay=delay, attempt=updated)
         if first and result is not None:
             logger.info(

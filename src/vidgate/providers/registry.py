@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from vidgate.config import ModelConfig, ProviderConfig
 from vidgate.domain.capabilities import Capabilities
@@ -21,11 +22,20 @@ ADAPTERS = {
 }
 
 
-def build(config: ProviderConfig) -> Provider:
-    """The adapter for ``config.kind``, built from its config."""
+def build(config: ProviderConfig, *, allow_private_images: bool = False) -> Provider:
+    """The adapter for ``config.kind``, built from its config.
+
+    An adapter that downloads input images itself (``fetches_images``: Veo takes them
+    inline) checks their addresses as vidgate checks ``inputReference``, so it is told
+    whether private addresses are allowed (VIDGATE_INPUT_REFERENCE_ALLOW_PRIVATE).
+    """
     module_name, _, class_name = ADAPTERS[config.kind].partition(":")
-    adapter: type[Provider] = getattr(importlib.import_module(module_name), class_name)
-    return adapter(config)  # type: ignore[call-arg]
+    adapter: Any = getattr(importlib.import_module(module_name), class_name)
+    if getattr(adapter, "fetches_images", False):
+        built: Provider = adapter(config, allow_private_images=allow_private_images)
+    else:
+        built = adapter(config)
+    return built
 
 
 class ProviderRegistry:
@@ -49,13 +59,21 @@ class ProviderRegistry:
             for name, provider in self._providers.items()
         }
         self.catalogue = self._catalogue(models or {})
+        self.allow_private_images = False
 
     @classmethod
     def from_configs(
-        cls, configs: Iterable[ProviderConfig], models: Mapping[str, ModelConfig] | None = None
+        cls,
+        configs: Iterable[ProviderConfig],
+        models: Mapping[str, ModelConfig] | None = None,
+        *,
+        allow_private_images: bool = False,
     ) -> ProviderRegistry:
         listed = list(configs)
-        return cls((build(c) for c in listed), configs=listed, models=models)
+        built = [build(c, allow_private_images=allow_private_images) for c in listed]
+        registry = cls(built, configs=listed, models=models)
+        registry.allow_private_images = allow_private_images
+        return registry
 
     def _catalogue(self, models: Mapping[str, ModelConfig]) -> Catalogue:
         """Every client model some provider offers (config order), with its targets, the
@@ -119,7 +137,7 @@ class ProviderRegistry:
             )
         except ValueError:
             return None
-        provider = build(config)
+        provider = build(config, allow_private_images=self.allow_private_images)
         self._retired[key] = provider
         self._configs.setdefault(provider.name, config)
         return provider
