@@ -44,6 +44,7 @@ from vidgate.providers.base import (
     JobRef,
     JobView,
     Provider,
+    ProviderDirectory,
     RateLimited,
     ResultVideo,
     SubmitRequest,
@@ -53,7 +54,6 @@ from vidgate.providers.base import (
     UpstreamRejected,
 )
 from vidgate.providers.cleanup import delete_job
-from vidgate.providers.registry import ProviderRegistry
 from vidgate.store.base import TaskStore, Write
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Engine:
         *,
         store: TaskStore,
         bus: EventBus,
-        providers: ProviderRegistry,
+        providers: ProviderDirectory,
         config: EngineConfig,
         owner: str | None = None,
         media: MediaStore | None = None,
@@ -133,15 +133,15 @@ class Engine:
         return self.providers.resolve(attempt.provider, attempt.binding)
 
     def _gate(self, provider: Provider) -> ProviderGate:
-        config = self.providers.config(provider.name)
+        policy = self.providers.policy(provider.name)
         return ProviderGate(
             provider.name,
             concurrency=provider.max_concurrency,
-            rate=config.requests_per_second,
+            rate=policy.requests_per_second,
             breaker=CircuitBreaker(
                 provider.name,
-                failures=config.breaker_failures,
-                cooldown=config.breaker_cooldown_seconds,
+                failures=policy.breaker_failures,
+                cooldown=policy.breaker_cooldown_seconds,
             ),
         )
 
@@ -300,7 +300,7 @@ class Engine:
             )
             return
         for provider in self._preference(task):
-            limit = self.providers.config(provider.name).max_jobs
+            limit = self.providers.policy(provider.name).max_jobs
             if limit is None:
                 written = await self._begin_attempt(task, provider)
             else:
@@ -369,7 +369,7 @@ class Engine:
         ):
             by_priority: dict[int, list[Provider]] = {}
             for provider in group:
-                by_priority.setdefault(self.providers.config(provider.name).priority, []).append(
+                by_priority.setdefault(self.providers.policy(provider.name).priority, []).append(
                     provider
                 )
             for priority in sorted(by_priority):
@@ -381,7 +381,7 @@ class Engine:
         rest = list(group)
         ordered = []
         while rest:
-            weights = [self.providers.config(p.name).weight for p in rest]
+            weights = [self.providers.policy(p.name).weight for p in rest]
             pick = random.choices(rest, weights=weights)[0]
             ordered.append(pick)
             rest.remove(pick)
@@ -551,7 +551,7 @@ class Engine:
         features = provider.features
         if features.client_id:
             return "lookup"
-        configured = self.providers.config(provider.name).recovery
+        configured = self.providers.policy(provider.name).recovery
         if configured == "resend" and features.idempotency_key:
             return "resend"
         if configured == "reconcile" and features.list_jobs:
