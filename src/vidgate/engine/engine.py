@@ -33,6 +33,7 @@ from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
 from vidgate.domain.status import TaskStatus
 from vidgate.engine.classify import Action, Verdict, classify
 from vidgate.engine.limits import CircuitBreaker, ProviderGate
+from vidgate.engine.memory import ProcessMemory
 from vidgate.engine.observe import observation_of
 from vidgate.engine.urls import new_access_token, stream_url
 from vidgate.events.base import EventBus
@@ -112,20 +113,14 @@ class Engine:
         self._stopping = False
         self._active: dict[str, asyncio.Task[None]] = {}
         self._next: dict[str, Task] = {}  # claimed while its previous step was finishing
-        self._slot_locks: dict[str, asyncio.Lock] = {}  # providers with max_jobs
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._gates = {p.name: self._gate(p) for p in providers.all()}  # by provider name
-        # What this process knows beyond the store. Lost on a crash, which is why each
-        # entry's absence means the cautious thing.
-        self._failures: dict[str, int] = {}  # videoId -> transient failures in a row
-        self._uncertain: dict[tuple[str, int], bool] = {}  # attempt -> create maybe received
-        self._unconfirmed: dict[str, int] = {}  # videoId -> completions without a video
+        self.memory = ProcessMemory(gates={p.name: self._gate(p) for p in providers.all()})
 
     def _gate_of(self, provider: Provider) -> ProviderGate:
-        gate = self._gates.get(provider.name)
+        gate = self.memory.gates.get(provider.name)
         if gate is None:  # a provider rebuilt from a binding
-            gate = self._gates[provider.name] = self._gate(provider)
+            gate = self.memory.gates[provider.name] = self._gate(provider)
         return gate
 
     def _provider_of(self, attempt: Attempt) -> Provider | None:
@@ -306,7 +301,7 @@ class Engine:
             else:
                 # Count and claim a job slot as one step, or tasks claimed together
                 # would all see the same free slot (exact per process).
-                async with self._slot_locks.setdefault(provider.name, asyncio.Lock()):
+                async with self.memory.slot_locks.setdefault(provider.name, asyncio.Lock()):
                     if await self.store.running_jobs(provider=provider.name) >= limit:
                         continue
                     written = await self._begin_attempt(task, provider)
@@ -350,7 +345,7 @@ class Engine:
         if written is None:
             self._refused(task)
             return None
-        self._uncertain[(task.video_id, number)] = False  # nothing sent yet
+        self.memory.uncertain[(task.video_id, number)] = False  # nothing sent yet
         return written.task
 
     def _preference(self, task: Task) -> list[Provider]:
@@ -391,7 +386,9 @@ class Engine:
         gate = self._gate_of(provider)
         key = (task.video_id, attempt.number)
         if not gate.breaker.allows():
-            if not self._uncertain.get(key, True) and self._alternative(task, provider):
+            if not self.memory.maybe_received(task.video_id, attempt.number) and self._alternative(
+                task, provider
+            ):
                 # Nothing of this attempt reached the provider: move on without waiting.
                 error = TaskError(
                     code="UPSTREAM_UNAVAILABLE",
@@ -431,11 +428,11 @@ class Engine:
                 return
             gate.breaker.failure()
             if verdict.maybe_received:
-                self._uncertain[key] = True
+                self.memory.uncertain[key] = True
             failures = self._count_failure(task, verdict, "submit")
             moving_on = (
                 failures >= self.config.failover_after
-                and not self._uncertain.get(key, True)
+                and not self.memory.maybe_received(task.video_id, attempt.number)
                 and self._alternative(task, provider)
             )
             if moving_on or failures >= self.config.submit_retries:
@@ -444,7 +441,7 @@ class Engine:
                 await self._release_later(task, self._backoff(failures, verdict))
             return
         gate.breaker.success()
-        self._failures.pop(task.video_id, None)
+        self.memory.failures.pop(task.video_id, None)
         if await self.store.known_external_ids(
             provider=provider.name, external_ids=[job.external_id]
         ):
@@ -457,7 +454,7 @@ class Engine:
                 "task; not submitting again.",
             )
             return
-        self._uncertain.pop(key, None)
+        self.memory.uncertain.pop(key, None)
         await self._apply(task, attempt, provider, job, first=True)
 
     @staticmethod
@@ -491,8 +488,8 @@ class Engine:
 
     async def _abandon_submission(self, task: Task, attempt: Attempt, verdict: Verdict) -> None:
         """The submission kept failing. Fail over, unless the upstream may hold a job."""
-        self._failures.pop(task.video_id, None)
-        if self._uncertain.pop((task.video_id, attempt.number), True):
+        self.memory.failures.pop(task.video_id, None)
+        if self.memory.uncertain.pop((task.video_id, attempt.number), True):
             # A job may exist upstream for this attempt: another attempt could pay twice.
             await self._finish(
                 task,
@@ -516,7 +513,7 @@ class Engine:
                 message=f"Provider {attempt.provider!r} is no longer configured.",
             )
             return
-        if not self._uncertain.get((task.video_id, attempt.number), True):
+        if not self.memory.maybe_received(task.video_id, attempt.number):
             await self._send(task, attempt, provider)  # nothing reached the upstream
             return
         policy = self._recovery(provider)
@@ -524,7 +521,7 @@ class Engine:
         # Loud after a crash (nothing known of the attempt here), quiet on later resends.
         level = (
             logging.INFO
-            if (task.video_id, attempt.number) not in self._uncertain
+            if (task.video_id, attempt.number) not in self.memory.uncertain
             else logging.DEBUG
         )
         logger.log(
@@ -568,7 +565,7 @@ class Engine:
             verdict = classify(exc)
             failures = self._count_failure(task, verdict, "lookup")
             if failures >= self.config.submit_retries:
-                self._failures.pop(task.video_id, None)
+                self.memory.failures.pop(task.video_id, None)
                 await self._uncertain_submission(
                     task, attempt, f"Could not ask the upstream for the job: {verdict.message}"
                 )
@@ -578,7 +575,7 @@ class Engine:
         who = ref(task.video_id, job.external_id if job else None)
         if job is None:
             logger.info("no upstream job for %s; submitting", who, extra=who.extra)
-            self._uncertain[(task.video_id, attempt.number)] = False
+            self.memory.uncertain[(task.video_id, attempt.number)] = False
             await self._send(task, attempt, provider)
             return
         logger.info("found the upstream job of %s by its client id", who, extra=who.extra)
@@ -594,7 +591,7 @@ class Engine:
             verdict = classify(exc)
             failures = self._count_failure(task, verdict, "reconcile")
             if failures >= self.config.submit_retries:
-                self._failures.pop(task.video_id, None)
+                self.memory.failures.pop(task.video_id, None)
                 await self._uncertain_submission(
                     task, attempt, f"Could not list the upstream's jobs: {verdict.message}"
                 )
@@ -631,7 +628,7 @@ class Engine:
             await self._apply(task, attempt, provider, job, first=True)
         elif not ours and reaches_back:
             logger.info("no upstream job for %s; submitting", who, extra=who.extra)
-            self._uncertain[(task.video_id, attempt.number)] = False
+            self.memory.uncertain[(task.video_id, attempt.number)] = False
             await self._send(task, attempt, provider)
         else:
             await self._uncertain_submission(
@@ -682,7 +679,7 @@ class Engine:
             gate.breaker.failure()
             failures = self._count_failure(task, verdict, "poll")
             if failures >= self.config.poll_failures:
-                self._failures.pop(task.video_id, None)
+                self.memory.failures.pop(task.video_id, None)
                 await self._finish(
                     task,
                     attempt,
@@ -693,7 +690,7 @@ class Engine:
                 await self._release_later(task, self._backoff(failures, verdict))
             return
         gate.breaker.success()
-        self._failures.pop(task.video_id, None)
+        self.memory.failures.pop(task.video_id, None)
         await self._apply(task, attempt, provider, job, first=False)
 
     async def _apply(
@@ -784,7 +781,7 @@ class Engine:
         expires = _expires_at(video, provider)
         expiring = expires is not None and expires - time.time() < self.config.mirror_before_seconds
         if public and (mode == "url" or (mode == "auto" and not (expiring and self.media))):
-            self._unconfirmed.pop(task.video_id, None)
+            self.memory.unconfirmed.pop(task.video_id, None)
             return dataclasses.replace(seen, video_url=public), video
         if mode != "url" and (video is not None or provider.features.content_route):
             target = _job_ref(attempt, job)
@@ -806,16 +803,16 @@ class Engine:
             except UpstreamError:
                 return dataclasses.replace(seen, status=None, raw_status=None), None
             else:
-                self._unconfirmed.pop(task.video_id, None)
+                self.memory.unconfirmed.pop(task.video_id, None)
                 stream_at = stream_url(
                     self.config.public_url, task.video_id, access_token=new_access_token()
                 )
                 return dataclasses.replace(seen, video_url=stream_at), video
-        count = self._unconfirmed.get(task.video_id, 0) + 1
+        count = self.memory.unconfirmed.get(task.video_id, 0) + 1
         if count >= self.config.unconfirmed_completions:
-            self._unconfirmed.pop(task.video_id, None)
+            self.memory.unconfirmed.pop(task.video_id, None)
             return dataclasses.replace(seen, video_url=None), None  # observe() fails it
-        self._unconfirmed[task.video_id] = count
+        self.memory.unconfirmed[task.video_id] = count
         return dataclasses.replace(seen, status=None, raw_status=None), None
 
     async def _mirror(self, task: Task, provider: Provider, job: JobRef, url: str | None) -> None:
@@ -932,8 +929,8 @@ class Engine:
     # -- helpers -----------------------------------------------------------------------
 
     def _count_failure(self, task: Task, verdict: Verdict, action: str) -> int:
-        failures = self._failures.get(task.video_id, 0) + 1
-        self._failures[task.video_id] = failures
+        failures = self.memory.failures.get(task.video_id, 0) + 1
+        self.memory.failures[task.video_id] = failures
         who = ref(task.video_id, task.external_id)
         logger.warning(
             "%s failed for %s (%d in a row): %s",
@@ -992,12 +989,6 @@ class Engine:
             extra=who.extra | {"owner": self.owner, "action": "fenced"},
         )
 
-    def _forget(self, video_id: str) -> None:
-        self._failures.pop(video_id, None)
-        self._unconfirmed.pop(video_id, None)
-        for key in [k for k in self._uncertain if k[0] == video_id]:
-            del self._uncertain[key]
-
     async def _commit(
         self, before: Task, after: Task, *, delay: float | None, attempt: Attempt | None = None
     ) -> Task | None:
@@ -1024,7 +1015,7 @@ class Engine:
             self._refused(before)
             return None
         if written.task.status.terminal:
-            self._forget(before.video_id)
+            self.memory.forget(before.video_id)
         if written.event is not None:
             await self.bus.publish(written.event)
             if written.task.status.terminal:
