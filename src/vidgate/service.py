@@ -38,9 +38,8 @@ from vidgate.engine.urls import ACCESS_PARAM
 from vidgate.events.base import EventBus
 from vidgate.logs import ref
 from vidgate.media import MediaStore
-from vidgate.providers.base import ContentStream, JobRef, UpstreamError
+from vidgate.providers.base import ContentStream, JobRef, ProviderDirectory, UpstreamError
 from vidgate.providers.cleanup import delete_job
-from vidgate.providers.registry import ProviderRegistry
 from vidgate.store.base import (
     BadCursor,
     Created,
@@ -83,7 +82,7 @@ class TaskService:
         *,
         store: TaskStore,
         bus: EventBus,
-        providers: ProviderRegistry,
+        providers: ProviderDirectory,
         deadline_seconds: float,
         on_work: Callable[[], None] = lambda: None,
         quota_for: Callable[[str], Quota] = lambda _user: Quota(),

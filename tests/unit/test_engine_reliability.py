@@ -23,7 +23,7 @@ from tests.unit import rig as rigs
 from tests.unit.rig import CDN, NEW, PUBLIC, TIMEOUT, MakeRig, Rig, polls, provider_config, until
 from vidgate.domain.models import AttemptState, Task, TaskError
 from vidgate.domain.status import TaskStatus
-from vidgate.engine import engine as engine_module
+from vidgate.engine import routing as routing_module
 from vidgate.providers.base import (
     ErrorCategory,
     JobError,
@@ -402,7 +402,7 @@ async def test_equal_priorities_split_by_weight(
 ) -> None:
     # A seeded generator for the engine's routing draws alone, so the split is the same
     # on every run whatever else (poll jitter, backoff) draws random numbers meanwhile.
-    monkeypatch.setattr(engine_module, "random", random.Random(20251))
+    monkeypatch.setattr(routing_module, "random", random.Random(20251))
     light, heavy, spare = FakeProvider("light"), FakeProvider("heavy"), FakeProvider("spare")
     configs = [
         provider_config(light, weight=1.0),

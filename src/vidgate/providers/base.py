@@ -1,4 +1,5 @@
-"""The ``Provider`` port and the error tree adapters raise.
+"""The ``Provider`` port, the ``ProviderDirectory`` port over all of them, and the error
+tree adapters raise.
 
 Adapters translate foreign exceptions (httpx, JSON) into this tree at the edge, so the
 engine never sees a library exception::
@@ -22,9 +23,10 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from vidgate.domain.capabilities import Capabilities
+from vidgate.domain.catalogue import Catalogue
 from vidgate.domain.request import ImageRole, VideoParams
 
 
@@ -339,3 +341,59 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+Recovery = Literal["resend", "reconcile", "fail"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderPolicy:
+    """How vidgate treats one provider: what the engine reads of its configuration.
+
+    Routing tries lower ``priority`` numbers first and splits equals by ``weight``;
+    ``max_jobs`` bounds its jobs running upstream at once, ``requests_per_second`` its
+    request rate; the circuit breaker opens after ``breaker_failures`` failures in a row
+    for ``breaker_cooldown_seconds``; ``recovery`` says how an interrupted submission is
+    made safe (docs/RELIABILITY.md).
+    """
+
+    priority: int
+    weight: float
+    max_jobs: int | None
+    requests_per_second: float | None
+    breaker_failures: int
+    breaker_cooldown_seconds: float
+    recovery: Recovery
+
+
+class ProviderDirectory(Protocol):
+    """The configured providers, as the engine and the use cases see them.
+
+    The registry in ``vidgate.providers.registry`` builds the adapters from config and
+    implements this; the core reaches providers only through it, so it never imports the
+    config or an adapter.
+    """
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """Every client model some provider offers, and what each can do."""
+        ...
+
+    def get(self, name: str) -> Provider | None: ...
+
+    def resolve(self, name: str, binding: dict[str, object] | None) -> Provider | None:
+        """The provider an attempt was bound to, even if its config changed since; None
+        when it cannot be reached any more."""
+        ...
+
+    def policy(self, name: str) -> ProviderPolicy:
+        """The policy of a provider this directory returned (configured or resolved)."""
+        ...
+
+    def candidates(self, model: str) -> list[Provider]:
+        """Providers offering ``model``, by priority (lower first), then config order."""
+        ...
+
+    def all(self) -> list[Provider]:
+        """Every configured provider."""
+        ...

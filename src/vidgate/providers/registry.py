@@ -1,4 +1,8 @@
-"""The configured providers, and which of them serve a client's model."""
+"""The configured providers, and which of them serve a client's model.
+
+``ProviderRegistry`` is the ``ProviderDirectory`` the engine and the use cases are given:
+it alone knows the config and the adapter modules.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from vidgate.config import ModelConfig, ProviderConfig
 from vidgate.domain.capabilities import Capabilities
 from vidgate.domain.catalogue import Catalogue, ModelEntry, Target
-from vidgate.providers.base import Binding, Provider
+from vidgate.providers.base import Binding, Provider, ProviderPolicy
 
 # One adapter module per protocol, imported only when a provider of that kind is configured.
 ADAPTERS = {
@@ -58,6 +62,7 @@ class ProviderRegistry:
             )
             for name, provider in self._providers.items()
         }
+        self._policies: dict[str, ProviderPolicy] = {}
         self.catalogue = self._catalogue(models or {})
         self.allow_private_images = False
 
@@ -145,6 +150,12 @@ class ProviderRegistry:
     def config(self, name: str) -> ProviderConfig:
         return self._configs[name]
 
+    def policy(self, name: str) -> ProviderPolicy:
+        policy = self._policies.get(name)
+        if policy is None:  # a provider's config never changes once it is known
+            policy = self._policies[name] = _policy(self._configs[name])
+        return policy
+
     def candidates(self, model: str) -> list[Provider]:
         """Providers offering ``model``, by priority (lower first), then config order."""
         offering = [p for p in self._providers.values() if p.upstream_model(model) is not None]
@@ -168,3 +179,16 @@ class ProviderRegistry:
     async def aclose(self) -> None:
         for provider in [*self._providers.values(), *self._retired.values()]:
             await provider.aclose()
+
+
+def _policy(config: ProviderConfig) -> ProviderPolicy:
+    return ProviderPolicy(
+        priority=config.priority,
+        weight=config.weight,
+        max_jobs=config.max_jobs,
+        requests_per_second=config.requests_per_second,
+        breaker_failures=config.breaker_failures,
+        breaker_cooldown_seconds=config.breaker_cooldown_seconds,
+        # Always set once the config is validated: resend if idempotent, else fail.
+        recovery=config.recovery or "fail",
+    )
