@@ -44,6 +44,7 @@ _NOT_ABOUT_THE_REQUEST = frozenset(
     }
 )
 
+
 class Submitter:
     def __init__(
         self,
