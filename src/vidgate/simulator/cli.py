@@ -67,8 +67,8 @@ def command(
         str | None,
         typer.Option(
             envvar="VIDGATE_SIM_API_KEY",
-            help="Require this credential on every API route (Bearer key; gemini-veo: x-goog-api-key; "
-            "kling: ACCESS_KEY:SECRET_KEY, checked as the signed JWT).",
+            help="Require this credential on every API route (a Bearer key; gemini-veo: "
+            "x-goog-api-key; kling: ACCESS_KEY:SECRET_KEY, checked as the signed JWT).",
         ),
     ] = _DEFAULTS.api_key,
     expires_after_seconds: Annotated[
