@@ -158,6 +158,15 @@ class Submitter:
                 job = await provider.create(request, idempotency_key=attempt.idempotency_key)
         except UpstreamError as exc:
             verdict = classify(exc)
+            if verdict.action is Action.LOST:
+                # A create answered 404 made no job: the route (or the model) does not exist
+                # there, a configuration error (a wrong `kind` or `base_url`), not a blip.
+                exc = UpstreamRejected(
+                    f"{exc.message} (is this provider's kind or base_url wrong?)",
+                    status=exc.status or 404,
+                    category=ErrorCategory.PROVIDER_UNAVAILABLE,
+                )
+                verdict = classify(exc)
             if verdict.action is Action.REJECT:
                 gate.breaker.success()  # it answered; the request was the problem
                 assert isinstance(exc, UpstreamRejected)
