@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -116,6 +117,28 @@ def raise_for_status(
     if status == 404:
         raise UpstreamNotFound(text, status=status)
     raise UpstreamRejected(message or text, status=status, code=code, category=category)
+
+
+def usable_id(name: str, value: object, what: str = "job") -> str:
+    """An upstream's id for a job, checked before it is stored: a non-empty printable string
+    of at most 255 characters; anything else is an ``UpstreamProtocolError``."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > 255
+        or not value.isprintable()
+    ):
+        raise UpstreamProtocolError(f"{name}: answer without a usable {what} id")
+    return value.strip()
+
+
+def unix_seconds(value: object) -> int | None:
+    """A plausible unix time in seconds (a JSON number), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        return None
+    return int(value)
 
 
 def decode(raw: bytes) -> object:

@@ -432,14 +432,7 @@ class KlingProvider:
         return data
 
     def _view(self, data: dict[str, Any], family: str) -> JobView:
-        task_id = data.get("task_id")
-        if (
-            not isinstance(task_id, str)
-            or not task_id.strip()
-            or len(task_id) > 255
-            or not task_id.isprintable()
-        ):
-            raise UpstreamProtocolError(f"{self.name}: a Kling task without a usable task_id")
+        task_id = http.usable_id(self.name, data.get("task_id"), "Kling task")
         word = data.get("task_status")
         status = _STATUSES.get(word) if isinstance(word, str) else None
         if status is None:
@@ -460,7 +453,7 @@ class KlingProvider:
         elif status is JobStatus.FAILED:
             error = _failure(data.get("task_status_msg"))
         return JobView(
-            external_id=task_id.strip(),
+            external_id=task_id,
             status=status,
             raw_status=word if isinstance(word, str) else None,
             progress=None,  # Kling reports none

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from typing import Any
 
 import httpx
@@ -33,7 +32,14 @@ from vidgate.providers.base import (
     UpstreamProtocolError,
     UpstreamRejected,
 )
-from vidgate.providers.http import Answer, HttpUpstream, raise_for_status, resolve_url
+from vidgate.providers.http import (
+    Answer,
+    HttpUpstream,
+    raise_for_status,
+    resolve_url,
+    unix_seconds,
+    usable_id,
+)
 
 # Re-exported for callers that parse these headers themselves.
 from vidgate.providers.http import parse_retry_after as parse_retry_after
@@ -249,7 +255,7 @@ class OpenAIVideosProvider:
                     model=_text(item.get("model")),
                     seconds=_text(item.get("seconds")),
                     size=_text(item.get("size")),
-                    created_at=_unix_seconds(item.get("created_at")),
+                    created_at=unix_seconds(item.get("created_at")),
                 )
             )
         return found
@@ -274,19 +280,12 @@ class OpenAIVideosProvider:
         raise_for_status(self.name, answer, message=message, code=code, category=category)
 
     def _job(self, data: dict[str, Any]) -> JobView:
-        external_id = data.get("id")
-        if (
-            not isinstance(external_id, str)
-            or not external_id.strip()
-            or len(external_id) > 255
-            or not external_id.isprintable()
-        ):
-            raise UpstreamProtocolError(f"{self.name}: job object without a usable id")
+        external_id = usable_id(self.name, data.get("id"))
         word = data.get("status")
         status = job_status(word)
         raw_url = data.get("url")
         url = resolve_url(self.base_url, raw_url) if isinstance(raw_url, str) else None
-        expires_at = _unix_seconds(data.get("expires_at"))
+        expires_at = unix_seconds(data.get("expires_at"))
         videos: tuple[ResultVideo, ...] = ()
         if status is JobStatus.COMPLETED:
             # Without a `url`, the video is behind the authenticated content route.
@@ -312,13 +311,13 @@ class OpenAIVideosProvider:
                 category=ErrorCategory.PROVIDER_UNAVAILABLE,
             )
         return JobView(
-            external_id=external_id.strip(),
+            external_id=external_id,
             status=status,
             raw_status=word if isinstance(word, str) else None,
             progress=clamp_progress(data.get("progress")),
             videos=videos,
             error=job_error,
-            created_at=_unix_seconds(data.get("created_at")),
+            created_at=unix_seconds(data.get("created_at")),
         )
 
 
@@ -332,14 +331,6 @@ def _error_of(body: object) -> tuple[str | None, str | None]:
             code if isinstance(code, str) else None,
         )
     return None, None
-
-
-def _unix_seconds(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or not 0 <= value < 1e11:
-        return None
-    return int(value)
 
 
 def _text(value: object) -> str | None:

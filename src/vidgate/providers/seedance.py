@@ -54,6 +54,8 @@ from vidgate.providers.http import (
     parse_retry_after,
     raise_for_status,
     resolve_url,
+    unix_seconds,
+    usable_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -337,7 +339,7 @@ class SeedanceProvider:
             videos=videos,
             error=error,
             usage=_usage(data),
-            created_at=_unix_seconds(data.get("created_at")),
+            created_at=unix_seconds(data.get("created_at")),
         )
 
     def _video(self, data: Mapping[str, Any]) -> ResultVideo | None:
@@ -348,20 +350,12 @@ class SeedanceProvider:
             return None
         expires_at = _signed_expiry(url)
         if expires_at is None:
-            finished = _unix_seconds(data.get("updated_at"))
+            finished = unix_seconds(data.get("updated_at"))
             expires_at = finished + RESULT_LIFETIME if finished is not None else None
         return ResultVideo(url=url, expires_at=expires_at, needs_credentials=False)
 
     def _task_id(self, data: Mapping[str, Any]) -> str:
-        task_id = data.get("id")
-        if (
-            not isinstance(task_id, str)
-            or not task_id.strip()
-            or len(task_id) > 255
-            or not task_id.isprintable()
-        ):
-            raise UpstreamProtocolError(f"{self.name}: answer without a usable task id")
-        return task_id.strip()
+        return usable_id(self.name, data.get("id"), "task")
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -513,13 +507,5 @@ def _summary(item: object) -> UpstreamJobSummary | None:
         model=model if isinstance(model, str) else None,
         seconds=None,
         size=None,
-        created_at=_unix_seconds(item.get("created_at")),
+        created_at=unix_seconds(item.get("created_at")),
     )
-
-
-def _unix_seconds(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or not 0 <= value < 1e11:
-        return None
-    return int(value)

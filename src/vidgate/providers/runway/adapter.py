@@ -36,7 +36,13 @@ from vidgate.providers.base import (
     UpstreamProtocolError,
     Usage,
 )
-from vidgate.providers.http import Answer, HttpUpstream, raise_for_status, resolve_url
+from vidgate.providers.http import (
+    Answer,
+    HttpUpstream,
+    raise_for_status,
+    resolve_url,
+    usable_id,
+)
 from vidgate.providers.runway import catalogue
 
 logger = logging.getLogger(__name__)
@@ -258,15 +264,7 @@ def _task_path(external_id: str) -> str:
 
 
 def _task_id(name: str, data: Mapping[str, Any]) -> str:
-    value = data.get("id")
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or len(value) > 255
-        or not value.isprintable()
-    ):
-        raise UpstreamProtocolError(f"{name}: answer without a usable task id")
-    return value.strip()
+    return usable_id(name, data.get("id"), "task")
 
 
 def _error_of(body: object) -> tuple[str | None, list[str]]:
