@@ -6,18 +6,18 @@ Runway task."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
+from tests.kinds import create_task as create
+from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "key_" + "5a" * 64
 MODEL = "gen4.5"  # one of the adapter's built-in models
-TERMINAL = {"taskCompleted", "taskFailed", "taskCancelled"}
 
 
 def start_runway(simulator_process: Any, *, job_seconds: float) -> SimulatorServer:
@@ -34,45 +34,6 @@ def runway_config(provider_config: WriteConfig, simulator: SimulatorServer) -> s
     return str(path)
 
 
-async def create(client: httpx.AsyncClient, prompt: str) -> str:
-    response = await client.post("/api/video/tasks", json={"prompt": prompt, "model": MODEL})
-    assert response.status_code == 201, response.text
-    video_id: str = response.json()["data"]["videoId"]
-    return video_id
-
-
-async def task_of(client: httpx.AsyncClient, video_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = (await client.get(f"/api/video/tasks/{video_id}")).json()["data"]
-    return data
-
-
-async def wait_for(
-    client: httpx.AsyncClient, video_id: str, statuses: set[str], within: float = 20
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        task = await task_of(client, video_id)
-        if task["status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, task
-        await asyncio.sleep(0.1)
-
-
-async def follow(ws: ClientConnection, within: float = 20) -> list[dict[str, Any]]:
-    """Every message up to and including the first terminal one."""
-    seen: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            seen.append(message)
-            if message["type"] in TERMINAL:
-                return
-
-    await asyncio.wait_for(read(), within)
-    return seen
-
-
 async def test_completion_failure_rate_limit_then_crash_and_restart(
     start_vidgate: StartVidgate, simulator_process: Any, provider_config: WriteConfig
 ) -> None:
@@ -85,8 +46,8 @@ async def test_completion_failure_rate_limit_then_crash_and_restart(
     }
     server = start_vidgate(**env)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        refused = await create(client, "[fail] a heron")
-        video_id = await create(client, "a heron over a lake")
+        refused = await create(client, MODEL, "[fail] a heron")
+        video_id = await create(client, MODEL, "a heron over a lake")
         async with connect(f"{server.ws_url}?videoId={video_id}") as ws:
             messages = await follow(ws)
 
@@ -125,7 +86,7 @@ async def test_completion_failure_rate_limit_then_crash_and_restart(
         # A 429 (injected) is waited out, then the task completes on its first attempt.
         faults = f"{simulator.origin}/_sim/faults"
         await client.post(faults, json={"error_429_rate": 1.0})
-        limited = await create(client, "a heron in the rain")
+        limited = await create(client, MODEL, "a heron in the rain")
         deadline = time.monotonic() + 10
         while simulator.stats()["faultsInjected"]["error429"] < 1:  # type: ignore[index]
             assert time.monotonic() < deadline
@@ -140,7 +101,7 @@ async def test_completion_failure_rate_limit_then_crash_and_restart(
 
         # A crash mid-job: the restarted process follows the same Runway task to the end.
         await client.post(faults, json={"job_seconds": 3.0})
-        crashed = await create(client, "a fox, submitted before the crash")
+        crashed = await create(client, MODEL, "a fox, submitted before the crash")
         deadline = time.monotonic() + 10
         task = await task_of(client, crashed)
         while not task["externalVideoId"]:

@@ -6,18 +6,18 @@ task."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
+from tests.kinds import create_task as create
+from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "ark-kind-key-0123456789abcdef"
 MODEL = "seedance-2.0"  # the adapter's built-in name for dreamina-seedance-2-0-260128
-TERMINAL = {"taskCompleted", "taskFailed", "taskCancelled"}
 
 
 def start_seedance(simulator_process: Any, *, job_seconds: float) -> SimulatorServer:
@@ -33,53 +33,14 @@ def seedance_config(provider_config: WriteConfig, simulator: SimulatorServer) ->
     return str(path)
 
 
-async def create(client: httpx.AsyncClient, prompt: str) -> str:
-    response = await client.post("/api/video/tasks", json={"prompt": prompt, "model": MODEL})
-    assert response.status_code == 201, response.text
-    video_id: str = response.json()["data"]["videoId"]
-    return video_id
-
-
-async def task_of(client: httpx.AsyncClient, video_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = (await client.get(f"/api/video/tasks/{video_id}")).json()["data"]
-    return data
-
-
-async def wait_for(
-    client: httpx.AsyncClient, video_id: str, statuses: set[str], within: float = 20
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        task = await task_of(client, video_id)
-        if task["status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, task
-        await asyncio.sleep(0.1)
-
-
-async def follow(ws: ClientConnection, within: float = 20) -> list[dict[str, Any]]:
-    """Every message up to and including the first terminal one."""
-    seen: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            seen.append(message)
-            if message["type"] in TERMINAL:
-                return
-
-    await asyncio.wait_for(read(), within)
-    return seen
-
-
 async def test_completion_content_policy_and_rate_limit(
     start_vidgate: StartVidgate, simulator_process: Any, provider_config: WriteConfig
 ) -> None:
     simulator = start_seedance(simulator_process, job_seconds=0.8)
     server = start_vidgate(VIDGATE_CONFIG=seedance_config(provider_config, simulator))
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        refused = await create(client, "[fail] a heron")
-        video_id = await create(client, "a heron over a lake")
+        refused = await create(client, MODEL, "[fail] a heron")
+        video_id = await create(client, MODEL, "a heron over a lake")
         async with connect(f"{server.ws_url}?videoId={video_id}") as ws:
             messages = await follow(ws)
 
@@ -120,7 +81,7 @@ async def test_completion_content_policy_and_rate_limit(
 
         # Ark's RateLimitExceeded (injected 429s) is waited out, then the task completes.
         await client.post(f"{simulator.origin}/_sim/faults", json={"error_429_rate": 1.0})
-        limited = await create(client, "a heron in the rain")
+        limited = await create(client, MODEL, "a heron in the rain")
         deadline = time.monotonic() + 10
         while simulator.stats()["faultsInjected"]["error429"] < 1:  # type: ignore[index]
             assert time.monotonic() < deadline
@@ -145,7 +106,7 @@ async def test_crash_mid_job_makes_no_second_ark_task(
     }
     first = start_vidgate(**env)
     async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
-        video_id = await create(client, "a fox, submitted before the crash")
+        video_id = await create(client, MODEL, "a fox, submitted before the crash")
         deadline = time.monotonic() + 10
         task = await task_of(client, video_id)
         while not task["externalVideoId"]:

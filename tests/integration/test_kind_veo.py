@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
+from tests.kinds import create_task as create
+from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "AIza-kind-test-key-0123456789"
 MODEL = "veo-3.1"  # the adapter's own catalogue: veo-3.1-generate-preview on Gemini
-TERMINAL = {"taskCompleted", "taskFailed", "taskCancelled"}
 
 
 def start_veo(
@@ -39,45 +40,6 @@ def veo_config(provider_config: WriteConfig, simulator: SimulatorServer) -> str:
     return str(provider_config(f"{simulator.origin}/v1beta", kind="gemini-veo", api_key=KEY))
 
 
-async def create(client: httpx.AsyncClient, prompt: str) -> str:
-    response = await client.post("/api/video/tasks", json={"prompt": prompt, "model": MODEL})
-    assert response.status_code == 201, response.text
-    video_id: str = response.json()["data"]["videoId"]
-    return video_id
-
-
-async def task_of(client: httpx.AsyncClient, video_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = (await client.get(f"/api/video/tasks/{video_id}")).json()["data"]
-    return data
-
-
-async def wait_for(
-    client: httpx.AsyncClient, video_id: str, statuses: set[str], within: float = 20
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        task = await task_of(client, video_id)
-        if task["status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, task
-        await asyncio.sleep(0.1)
-
-
-async def follow(ws: ClientConnection, within: float = 20) -> list[dict[str, Any]]:
-    """Every message up to and including the first terminal one."""
-    seen: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            seen.append(message)
-            if message["type"] in TERMINAL:
-                return
-
-    await asyncio.wait_for(read(), within)
-    return seen
-
-
 async def playable(client: httpx.AsyncClient, url: str) -> None:
     video = await client.get(url)
     assert video.status_code == 200, video.text
@@ -91,8 +53,8 @@ async def test_completion_content_policy_and_rate_limit(
     simulator = start_veo(simulator_process, job_seconds=0.8)
     server = start_vidgate(VIDGATE_CONFIG=veo_config(provider_config, simulator))
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        refused = await create(client, "[fail] a heron")
-        video_id = await create(client, "a heron over a lake")
+        refused = await create(client, MODEL, "[fail] a heron")
+        video_id = await create(client, MODEL, "a heron over a lake")
         async with connect(f"{server.ws_url}?videoId={video_id}") as ws:
             messages = await follow(ws)
 
@@ -131,7 +93,7 @@ async def test_completion_content_policy_and_rate_limit(
         # RESOURCE_EXHAUSTED (injected 429s) is waited out, then the task completes.
         faults = f"{simulator.origin}/_sim/faults"
         (await client.post(faults, json={"error_429_rate": 1.0})).raise_for_status()
-        limited = await create(client, "a heron in the rain")
+        limited = await create(client, MODEL, "a heron in the rain")
         deadline = time.monotonic() + 10
         while (await client.get(f"{simulator.origin}/_sim/stats")).json()["faultsInjected"][
             "error429"
@@ -188,7 +150,7 @@ async def test_vertex_with_a_service_account(
     )
     server = start_vidgate(VIDGATE_CONFIG=str(config))
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        video_id = await create(client, "a kingfisher diving")
+        video_id = await create(client, MODEL, "a kingfisher diving")
         task = await wait_for(client, video_id, {"COMPLETED", "FAILED"})
         assert task["status"] == "COMPLETED", task
         assert task["externalVideoId"].startswith(
@@ -214,7 +176,7 @@ async def test_crash_mid_job_and_mid_submission_makes_no_second_operation(
     }
     first = start_vidgate(**env)
     async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
-        running = await create(client, "a fox, submitted before the crash")
+        running = await create(client, MODEL, "a fox, submitted before the crash")
         task = await wait_for(client, running, {"PROCESSING", "QUEUED"}, within=10)
         deadline = time.monotonic() + 10
         while not task["externalVideoId"]:
@@ -222,7 +184,7 @@ async def test_crash_mid_job_and_mid_submission_makes_no_second_operation(
             await asyncio.sleep(0.05)
             task = await task_of(client, running)
         external_id = task["externalVideoId"]
-        in_flight = await create(client, "an owl, being submitted at the crash")
+        in_flight = await create(client, MODEL, "an owl, being submitted at the crash")
         await asyncio.sleep(0.4)  # its create is inside the simulator's latency
     first.kill()
 
