@@ -243,3 +243,25 @@ def test_a_removed_provider_s_task_is_followed_to_the_end(
         "sk-b" not in again.output()
         and "sk-b" not in httpx.get(f"{again.url}/api/video/tasks/{video_id}").text
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"prompt": "x", "extra": {"k": "\\ud800"}}',  # a lone surrogate, as a value
+        '{"prompt": "x", "extra": {"\\udfff": 1}}',  # ... as a key
+        '{"prompt": "x", "extra": {"k": ["a\\u0000"]}}',  # a NUL, nested
+        '{"prompt": "x", "negativePrompt": "\\ud800"}',
+        '{"prompt": "x", "images": [{"url": "https://8.8.8.8/\\ud800.png"}]}',
+    ],
+)
+def test_text_no_database_or_upstream_takes_is_refused_up_front(
+    shared_unsupported: tuple[str, SimulatorServer], raw: str
+) -> None:
+    url, _ = shared_unsupported
+    answer = httpx.post(
+        f"{url}/api/video/tasks", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert httpx.get(f"{url}/api/video/tasks").status_code == 200

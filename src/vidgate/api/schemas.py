@@ -73,9 +73,14 @@ class CreateTask(Camel):
     @field_validator("extra")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, ensure_ascii=False)) > MAX_EXTRA_BYTES:
+        text = json.dumps(value, ensure_ascii=False)
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: no database or upstream takes it
+            raise ValueError("extra must be valid Unicode text") from None
+        if size > MAX_EXTRA_BYTES:
             raise ValueError(f"extra must stay under {MAX_EXTRA_BYTES} bytes of JSON")
-        if "\x00" in json.dumps(value):
+        if _has_nul(value):
             raise ValueError("must not contain NUL characters")
         return value
 
@@ -313,6 +318,17 @@ class Envelope(BaseModel, Generic[T]):
 class ErrorEnvelope(BaseModel):
     success: Literal[False] = False
     error: dict[str, Any]
+
+
+def _has_nul(value: object) -> bool:
+    """Whether a NUL hides in any key or string of a parsed JSON value."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _error(error: TaskError | None) -> ErrorBody | None:

@@ -227,6 +227,15 @@ class HttpUpstream:
             raise UpstreamUnavailable(
                 f"{self.name}: {method} {shown} failed: {type(exc).__name__}"
             ) from exc
+        except (TypeError, ValueError) as exc:
+            # The body could not even be encoded (text that is not valid Unicode): nothing
+            # was sent, and sending again will not help.
+            raise UpstreamRejected(
+                f"{self.name}: {method} {shown}: the request cannot be encoded "
+                f"({type(exc).__name__})",
+                status=400,
+                category=ErrorCategory.INVALID_REQUEST,
+            ) from exc
         logger.debug(
             "upstream %s %s %s -> %d in %.0f ms",
             self.name,
