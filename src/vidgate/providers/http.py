@@ -33,6 +33,8 @@ from vidgate.providers.base import (
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # a job object is small; anything bigger is garbage
+# Content types a video download never has: an error in disguise.
+NOT_A_VIDEO = frozenset({"application/json", "application/problem+json", "application/xml"})
 FORWARDED_CONTENT_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges")
 
 
@@ -284,6 +286,15 @@ class HttpUpstream:
             if on_error is not None:
                 on_error(answer)
             raise_for_status(self.name, answer)
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind in NOT_A_VIDEO or kind.startswith("text/"):
+            # A "success" with a page or a JSON body instead of the file (a proxy's error
+            # page, a broken upstream): nothing to play, and nothing to keep as a mirror.
+            await response.aclose()
+            raise UpstreamProtocolError(
+                f"{self.name}: the video download answered {response.status_code} with a "
+                f"{kind} body"
+            )
         kept = {k: v for k, v in response.headers.items() if k.lower() in FORWARDED_CONTENT_HEADERS}
         return ContentStream(
             status=response.status_code,
