@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 from types import TracebackType
 from typing import Annotated, Any, NoReturn, Self
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -54,19 +53,6 @@ _TASK_MESSAGES = frozenset({"subscribed", "taskProgress", *_STATUS_FOR_TYPE})
 _STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "dim", "PROCESSING": "cyan"}
 _WS_RECONNECTS = 6
 _PIPE_WIDTH = 200
-
-
-class Seconds(StrEnum):
-    FOUR = "4"
-    EIGHT = "8"
-    TWELVE = "12"
-
-
-class Size(StrEnum):
-    PORTRAIT = "720x1280"
-    LANDSCAPE = "1280x720"
-    PORTRAIT_TALL = "1024x1792"
-    LANDSCAPE_WIDE = "1792x1024"
 
 
 class ClientError(Exception):
@@ -343,8 +329,17 @@ def _wait(api: _Api, task: dict[str, Any], console: Console) -> dict[str, Any]:
 def submit(
     prompt: Annotated[str, typer.Argument(help="What the video should show.")],
     model: Annotated[str, typer.Option(help="Model name.")] = "sora_video2",
-    seconds: Annotated[Seconds, typer.Option(help="Length of the clip in seconds.")] = Seconds.FOUR,
-    size: Annotated[Size, typer.Option(help="Frame size, width x height.")] = Size.PORTRAIT,
+    seconds: Annotated[
+        str | None, typer.Option(help="Length in seconds, as the seed sends it (e.g. 8).")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Frame size, WIDTHxHEIGHT (e.g. 1280x720).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Length in seconds (durationSeconds).")
+    ] = None,
+    aspect_ratio: Annotated[str | None, typer.Option(help="Aspect ratio, e.g. 16:9.")] = None,
+    resolution: Annotated[str | None, typer.Option(help="Resolution, e.g. 720p.")] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the task live until it ends.")
     ] = False,
@@ -356,7 +351,16 @@ def submit(
     out = _console()
     # With --json, stdout carries only the JSON; the live view goes to stderr.
     live = _console(stderr=True) if json_output else out
-    body = {"prompt": prompt, "model": model, "seconds": seconds.value, "size": size.value}
+    # Only what was asked for: anything else is the model's default (GET /api/models).
+    given = {
+        "seconds": seconds,
+        "size": size,
+        "durationSeconds": duration,
+        "aspectRatio": aspect_ratio,
+        "resolution": resolution,
+    }
+    body: dict[str, Any] = {"prompt": prompt, "model": model}
+    body.update({k: v for k, v in given.items() if v is not None})
     video_id = ""
     try:
         with _Api(server, token) as api:

@@ -27,7 +27,10 @@ VIDEO_URL = re.compile(r"^videoUrl\s+(https?://\S+)$", re.MULTILINE)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "VIDGATE_SERVER"}
+    # Output piped, as a script reads it: no terminal size either (pytest-xdist workers have
+    # COLUMNS=80 and LINES=24 in their environment, which would narrow the tables).
+    unset = {"VIDGATE_SERVER", "COLUMNS", "LINES"}
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [VIDGATE, *args],
         capture_output=True,
@@ -119,6 +122,28 @@ def test_submit_without_wait_prints_both_ids(vidgate_server: Any) -> None:
     )
     assert created["seconds"] == "8"
     assert created["size"] == "1280x720"
+
+
+def test_submit_takes_the_neutral_fields_and_shows_a_refusal(vidgate_server: Any) -> None:
+    result = run(
+        "submit",
+        "a wide fox",
+        "--duration",
+        "8",
+        "--aspect-ratio",
+        "16:9",
+        "--json",
+        "--server",
+        vidgate_server.url,
+    )
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert (task["seconds"], task["size"]) == ("8", "1280x720")
+    assert task["params"] == {"durationSeconds": 8.0, "aspectRatio": "16:9"}
+
+    refused = run("submit", "a fox", "--seconds", "5", "--server", vidgate_server.url)
+    assert refused.returncode != 0
+    assert "UNSUPPORTED_PARAMETER" in refused.stderr or "seconds" in refused.stderr, refused
 
 
 def test_submit_wait_json_prints_only_the_final_task(vidgate_server: Any) -> None:

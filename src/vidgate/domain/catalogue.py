@@ -98,8 +98,12 @@ class Catalogue:
             first = refusals[0]
             assert first is not None
             shown = (field_names or {}).get(first.field, first.field)
+            value = first.value
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # "seconds=5", as it was asked for
             raise UnsupportedParameter(
-                f"Model {model!r} does not support {shown}={first.value!r}.",
+                f"Model {model!r} does not support {shown}={value!r}; "
+                f"supported: {first.supported!r}.",
                 details={
                     "model": model,
                     "field": shown,
