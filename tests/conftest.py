@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,40 @@ from tests.support import (
     launch_simulator,
     launch_vidgate,
 )
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """``addopts`` in pyproject.toml spreads the suite over pytest-xdist workers. With xdist
+    switched off (``-p no:xdist``) or not installed, its options there are still accepted,
+    and ignored: the tests run in this one process."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    group = parser.getgroup("xdist", "pytest-xdist is off: these are accepted and ignored")
+    group.addoption("--numprocesses", dest="numprocesses", default=None)
+    group.addoption("--dist", dest="dist", default="no")
+    group.addoption("--no-loadscope-reorder", action="store_false", dest="loadscopereorder")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its own node id.
+
+    Schemathesis 4 under pytest 9.2 gives the tests it generates (one per API operation) one
+    id between them. pytest-xdist's ``--dist loadfile`` keys tests by id, so it would run
+    only the first of them and drop the others without a word; a duplicate left over is an
+    error instead.
+    """
+    count = Counter(item.nodeid for item in items)
+    for item in items:
+        if count[item.nodeid] > 1 and item.parent is not None:
+            nodeid = f"{item.parent.nodeid}::{item.name}"
+            if hasattr(item, "_id"):  # pytest >= 9.2 keeps a structured NodeId
+                item._id = type(item._id).parse(nodeid)
+            else:
+                item._nodeid = nodeid
+    left = sorted(nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1)
+    if left and hasattr(config, "workerinput"):  # on a pytest-xdist worker
+        raise pytest.UsageError(f"pytest-xdist would run only one test of each: {left}")
 
 
 @pytest.fixture

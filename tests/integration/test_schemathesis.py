@@ -41,7 +41,9 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-# Requests made, per operation label; read by the last test of the module.
+# Requests made, per operation label; read by the last test of the module. One process's count:
+# under pytest-xdist the suite is spread by file (``--dist loadfile``), so this whole module
+# runs on one worker, in order.
 calls: Counter[str] = Counter()
 
 
