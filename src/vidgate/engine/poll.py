@@ -133,8 +133,10 @@ class Poller:
         binding = dict(attempt.binding or {})
         if job.poll_handle is not None:
             binding["pollHandle"] = job.poll_handle
-        if video is not None and video.url is not None and video.needs_credentials:
-            binding["resultUrl"] = video.url  # fetched with the provider's key by /stream
+        if video is not None and video.url is not None and after.video_url != video.url:
+            # vidgate serves this video itself (/stream): from its mirror, else from this
+            # URL (with the provider's key when it needs one).
+            binding["resultUrl"] = video.url
         bound = dataclasses.replace(
             attempt,
             external_id=job.external_id,
