@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from tests.kinds import both_ids, follow, survives_a_rate_limit, task_of, wait_for
 from tests.kinds import create_task as create
-from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 AK = "ak-kind-access-key-0123456789abcdef"
@@ -52,11 +52,8 @@ async def test_completion_content_policy_and_rate_limit(
         assert messages[0]["type"] == "subscribed"
         pushed = messages[1:]
         assert pushed[-1]["type"] == "taskCompleted"
-        external_id = pushed[-1]["payload"]["externalVideoId"]
+        external_id = both_ids(pushed, video_id)
         assert isinstance(external_id, str) and external_id.isdigit() and len(external_id) == 18
-        for message in pushed:
-            assert message["payload"]["videoId"] == video_id
-            assert message["payload"]["externalVideoId"] == external_id
         video_url = pushed[-1]["payload"]["result"]["videoUrl"]
         # Kling's URLs are public and live 30 days: vidgate hands out the upstream's own.
         assert video_url.startswith(f"{simulator.origin}/bs2/upload-kling-api/{external_id}/")
@@ -83,20 +80,7 @@ async def test_completion_content_policy_and_rate_limit(
         assert len(failed["attempts"]) == 1  # a content refusal is not retried
 
         # Kling's 1302 (injected 429s) is waited out, then the task completes.
-        faults = f"{simulator.origin}/_sim/faults"
-        (await client.post(faults, json={"error_429_rate": 1.0})).raise_for_status()
-        limited = await create(client, MODEL, "a heron in the rain")
-        deadline = time.monotonic() + 10
-        while (await client.get(f"{simulator.origin}/_sim/stats")).json()["faultsInjected"][
-            "error429"
-        ] < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        assert (await task_of(client, limited))["status"] == "QUEUED"
-        (await client.post(faults, json={"error_429_rate": 0.0})).raise_for_status()
-        done = await wait_for(client, limited, {"COMPLETED", "FAILED"})
-        assert done["status"] == "COMPLETED", done
-        assert len(done["attempts"]) == 1
+        await survives_a_rate_limit(client, simulator.origin, MODEL)
     stats = simulator.stats()
     assert stats["jobsCreated"] == 3
     assert SK not in server.output()

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from tests.kinds import both_ids, follow, survives_a_rate_limit, task_of, wait_for
 from tests.kinds import create_task as create
-from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "key_" + "5a" * 64
@@ -55,11 +55,8 @@ async def test_completion_failure_rate_limit_then_crash_and_restart(
         assert messages[0]["type"] == "subscribed"
         pushed = messages[1:]
         assert pushed[-1]["type"] == "taskCompleted"
-        external_id = pushed[-1]["payload"]["externalVideoId"]
+        external_id = both_ids(pushed, video_id)
         assert isinstance(external_id, str) and len(external_id) == 36  # a Runway task UUID
-        for message in pushed:
-            assert message["payload"]["videoId"] == video_id
-            assert message["payload"]["externalVideoId"] == external_id
         video_url = pushed[-1]["payload"]["result"]["videoUrl"]
         video = await client.get(video_url)
         assert video.status_code == 200
@@ -84,23 +81,12 @@ async def test_completion_failure_rate_limit_then_crash_and_restart(
         assert len(failed["attempts"]) == 1
 
         # A 429 (injected) is waited out, then the task completes on its first attempt.
-        faults = f"{simulator.origin}/_sim/faults"
-        await client.post(faults, json={"error_429_rate": 1.0})
-        limited = await create(client, MODEL, "a heron in the rain")
-        deadline = time.monotonic() + 10
-        while simulator.stats()["faultsInjected"]["error429"] < 1:  # type: ignore[index]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        assert (await task_of(client, limited))["status"] == "QUEUED"
-        await client.post(faults, json={"error_429_rate": 0.0})
-        done = await wait_for(client, limited, {"COMPLETED", "FAILED"})
-        assert done["status"] == "COMPLETED", done
-        assert len(done["attempts"]) == 1
+        await survives_a_rate_limit(client, simulator.origin, MODEL)
         assert simulator.stats()["jobsCreated"] == 3
         assert KEY not in server.output()
 
         # A crash mid-job: the restarted process follows the same Runway task to the end.
-        await client.post(faults, json={"job_seconds": 3.0})
+        await client.post(f"{simulator.origin}/_sim/faults", json={"job_seconds": 3.0})
         crashed = await create(client, MODEL, "a fox, submitted before the crash")
         deadline = time.monotonic() + 10
         task = await task_of(client, crashed)

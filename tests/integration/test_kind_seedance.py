@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from tests.kinds import both_ids, follow, survives_a_rate_limit, task_of, wait_for
 from tests.kinds import create_task as create
-from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "ark-kind-key-0123456789abcdef"
@@ -48,11 +48,8 @@ async def test_completion_content_policy_and_rate_limit(
         assert messages[0]["type"] == "subscribed"
         pushed = messages[1:]
         assert pushed[-1]["type"] == "taskCompleted"
-        external_id = pushed[-1]["payload"]["externalVideoId"]
+        external_id = both_ids(pushed, video_id)
         assert isinstance(external_id, str) and external_id.startswith("cgt-")
-        for message in pushed:
-            assert message["payload"]["videoId"] == video_id
-            assert message["payload"]["externalVideoId"] == external_id
         video_url = pushed[-1]["payload"]["result"]["videoUrl"]
         # The simulator's URLs live an hour (Ark's 24 h is also short): vidgate serves the
         # video itself rather than hand out a URL that dies in the browser's history.
@@ -80,17 +77,7 @@ async def test_completion_content_policy_and_rate_limit(
         assert len(failed["attempts"]) == 1
 
         # Ark's RateLimitExceeded (injected 429s) is waited out, then the task completes.
-        await client.post(f"{simulator.origin}/_sim/faults", json={"error_429_rate": 1.0})
-        limited = await create(client, MODEL, "a heron in the rain")
-        deadline = time.monotonic() + 10
-        while simulator.stats()["faultsInjected"]["error429"] < 1:  # type: ignore[index]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        assert (await task_of(client, limited))["status"] == "QUEUED"
-        await client.post(f"{simulator.origin}/_sim/faults", json={"error_429_rate": 0.0})
-        done = await wait_for(client, limited, {"COMPLETED", "FAILED"})
-        assert done["status"] == "COMPLETED", done
-        assert len(done["attempts"]) == 1
+        await survives_a_rate_limit(client, simulator.origin, MODEL)
     stats = simulator.stats()
     assert stats["jobsCreated"] == 3
     assert KEY not in server.output()

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import connect
 
+from tests.kinds import both_ids, follow, survives_a_rate_limit, task_of, wait_for
 from tests.kinds import create_task as create
-from tests.kinds import follow, task_of, wait_for
 from tests.support import SimulatorServer, StartVidgate, WriteConfig
 
 KEY = "AIza-kind-test-key-0123456789"
@@ -62,11 +62,8 @@ async def test_completion_content_policy_and_rate_limit(
         assert messages[0]["type"] == "subscribed"
         pushed = messages[1:]
         assert pushed[-1]["type"] == "taskCompleted", pushed
-        external_id = pushed[-1]["payload"]["externalVideoId"]
+        external_id = both_ids(pushed, video_id)
         assert external_id.startswith("models/veo-3.1-generate-preview/operations/")
-        for message in pushed:
-            assert message["payload"]["videoId"] == video_id
-            assert message["payload"]["externalVideoId"] == external_id
         # Veo's file URI wants the key: vidgate hands out its own URL, never Google's.
         video_url = pushed[-1]["payload"]["result"]["videoUrl"]
         assert video_url.startswith(server.url)
@@ -91,20 +88,7 @@ async def test_completion_content_policy_and_rate_limit(
         assert len(failed["attempts"]) == 1  # a content refusal is not retried
 
         # RESOURCE_EXHAUSTED (injected 429s) is waited out, then the task completes.
-        faults = f"{simulator.origin}/_sim/faults"
-        (await client.post(faults, json={"error_429_rate": 1.0})).raise_for_status()
-        limited = await create(client, MODEL, "a heron in the rain")
-        deadline = time.monotonic() + 10
-        while (await client.get(f"{simulator.origin}/_sim/stats")).json()["faultsInjected"][
-            "error429"
-        ] < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        assert (await task_of(client, limited))["status"] == "QUEUED"
-        (await client.post(faults, json={"error_429_rate": 0.0})).raise_for_status()
-        done = await wait_for(client, limited, {"COMPLETED", "FAILED"})
-        assert done["status"] == "COMPLETED", done
-        assert len(done["attempts"]) == 1
+        done = await survives_a_rate_limit(client, simulator.origin, MODEL)
         await playable(client, done["videoUrl"])
     assert simulator.stats()["jobsCreated"] == 3
     assert KEY not in server.output()
