@@ -9,7 +9,9 @@ import pytest
 
 from vidgate.domain import ids
 from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
-from vidgate.domain.status import TERMINAL, TaskStatus, from_upstream
+from vidgate.domain.status import TERMINAL, TaskStatus
+from vidgate.engine.observe import task_status_of
+from vidgate.providers.openai import job_status
 
 
 def test_video_id_format() -> None:
@@ -79,6 +81,7 @@ def test_rest_and_pushed_words() -> None:
         ("  Completed ", TaskStatus.COMPLETED),
         ("processing", TaskStatus.PROCESSING),
         ("cancelled", TaskStatus.FAILED),  # an upstream cancel we did not ask for
+        ("expired", TaskStatus.EXPIRED),
         ("rendering_on_mars", None),
         ("", None),
         (None, None),
@@ -87,7 +90,8 @@ def test_rest_and_pushed_words() -> None:
     ],
 )
 def test_upstream_words(word: object, status: TaskStatus | None) -> None:
-    assert from_upstream(word) is status
+    """A /v1/videos status word, as its adapter and then the engine read it."""
+    assert task_status_of(job_status(word)) is status
 
 
 def test_first_poll_is_soon_after_submission() -> None:

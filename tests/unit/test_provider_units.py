@@ -12,7 +12,8 @@ from vidgate.config import ConfigError, ProviderConfig, load_settings
 from vidgate.engine.urls import stream_url
 from vidgate.providers.base import RateLimited
 from vidgate.providers.cleanup import delete_job
-from vidgate.providers.openai import OpenAIVideosProvider, parse_retry_after, resolve_url
+from vidgate.providers.http import parse_retry_after, resolve_url
+from vidgate.providers.openai import OpenAIVideosProvider
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.testing import FakeProvider
 

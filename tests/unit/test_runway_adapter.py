@@ -771,7 +771,7 @@ async def test_declarations() -> None:
         assert adapter.credential == adapter.config.credential_name()
         assert adapter.credential is not None and KEY not in adapter.credential
         assert adapter.features == Features(cancel=True, content_route=True)
-        assert adapter.honours_idempotency is False
+        assert adapter.features.idempotency_key is False
         assert adapter.models == DEFAULT_MODELS
         assert adapter.upstream_model("veo3.1") == "veo3.1"
         assert adapter.upstream_model("sora-2") is None

@@ -19,11 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidgate.domain import events, status, transitions
+from vidgate.domain import events, transitions
 from vidgate.domain.events import EventType
 from vidgate.domain.models import Task, TaskError
 from vidgate.domain.status import TaskStatus
 from vidgate.domain.transitions import IllegalTransition, Observation, clamp_progress
+from vidgate.engine.observe import task_status_of
+from vidgate.providers.openai import job_status
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 QUEUED_WORDS = ["queued", "pending", "submitted"]
@@ -58,6 +60,10 @@ errors = st.one_of(
 )
 
 
+# The ends that carry an error: a failure, or an upstream that dropped the job unrun.
+FAILURES = (TaskStatus.FAILED, TaskStatus.EXPIRED)
+
+
 @st.composite
 def observations(draw: st.DrawFn) -> Observation:
     """An observation as the adapter builds it, or with raw ints it did not clamp."""
@@ -69,7 +75,7 @@ def observations(draw: st.DrawFn) -> Observation:
     else:
         value = clamp_progress(raw)
     return Observation(
-        status=status.from_upstream(word),
+        status=task_status_of(job_status(word)),
         raw_status=word if isinstance(word, str) else None,
         progress=value,
         video_url=draw(urls),
@@ -142,7 +148,7 @@ def visible(task: Task) -> dict[str, Any]:
     }
     if task.status is TaskStatus.COMPLETED:
         seen["videoUrl"] = task.video_url
-    if task.status is TaskStatus.FAILED:
+    if task.status in FAILURES:
         seen["error"] = task.error
     return seen
 
@@ -153,6 +159,7 @@ EXPECTED_TYPE = {
     TaskStatus.COMPLETED: EventType.COMPLETED,
     TaskStatus.FAILED: EventType.FAILED,
     TaskStatus.CANCELLED: EventType.CANCELLED,
+    TaskStatus.EXPIRED: EventType.FAILED,
 }
 
 
@@ -185,7 +192,7 @@ def check_step(before: Task, op: Op, now: datetime) -> Task:
     if after.status is TaskStatus.COMPLETED:
         assert after.video_url
     assert (after.completed_at is not None) == after.status.terminal
-    assert (after.error is not None) == (after.status is TaskStatus.FAILED)
+    assert (after.error is not None) == (after.status in FAILURES)
 
     # A processing task is never sent back to queued by the upstream.
     if before.status is TaskStatus.PROCESSING and op.kind != "retry":
@@ -202,6 +209,9 @@ def check_step(before: Task, op: Op, now: datetime) -> Task:
                 code="UPSTREAM_NO_RESULT",
                 message="The upstream reported the job completed but gave no video.",
             )
+        if seen.status is TaskStatus.EXPIRED:
+            assert after.status is TaskStatus.EXPIRED
+            assert after.error is not None
         if seen.status is TaskStatus.FAILED:
             assert after.status is TaskStatus.FAILED
             assert after.error is not None
@@ -223,7 +233,7 @@ def check_step(before: Task, op: Op, now: datetime) -> Task:
         assert payload["status"] == after.status.pushed
         assert payload["progress"] == after.progress
         assert ("result" in payload) == (after.status is TaskStatus.COMPLETED)
-        assert ("error" in payload) == (after.status is TaskStatus.FAILED)
+        assert ("error" in payload) == (after.status in FAILURES)
     return after
 
 

@@ -1,4 +1,8 @@
-"""Task statuses and the one mapping between task, pushed and upstream status words."""
+"""Task statuses and the mapping between the task's and the pushed status words.
+
+Upstream words are each adapter's business (``providers/*``): they map them to the neutral
+``JobStatus``, which ``engine/observe.py`` reads as a task status.
+"""
 
 from __future__ import annotations
 
@@ -38,33 +42,3 @@ _PUSHED = {
     TaskStatus.CANCELLED: "cancelled",
     TaskStatus.EXPIRED: "expired",
 }
-
-# Upstream words seen across gateways and resellers of the /v1/videos convention. Anything
-# not listed is unknown: logged by the engine and treated as non-terminal (engine rule 5),
-# so one reseller's new word never fails a task. An upstream "cancelled" we did not ask
-# for ends the attempt as a failure.
-_FROM_UPSTREAM = {
-    "queued": TaskStatus.QUEUED,
-    "pending": TaskStatus.QUEUED,
-    "submitted": TaskStatus.QUEUED,
-    "in_progress": TaskStatus.PROCESSING,
-    "processing": TaskStatus.PROCESSING,
-    "running": TaskStatus.PROCESSING,
-    "generating": TaskStatus.PROCESSING,
-    "completed": TaskStatus.COMPLETED,
-    "succeeded": TaskStatus.COMPLETED,
-    "success": TaskStatus.COMPLETED,
-    "failed": TaskStatus.FAILED,
-    "failure": TaskStatus.FAILED,
-    "error": TaskStatus.FAILED,
-    "cancelled": TaskStatus.FAILED,
-    "canceled": TaskStatus.FAILED,
-    "expired": TaskStatus.FAILED,
-}
-
-
-def from_upstream(word: object) -> TaskStatus | None:
-    """Map an upstream status word to a task status; ``None`` when the word is unknown."""
-    if not isinstance(word, str):
-        return None
-    return _FROM_UPSTREAM.get(word.strip().lower())

@@ -35,8 +35,13 @@ def estimate_progress(since_submit: float, expected: float) -> int:
     return min(99, int(99 * (1 - math.exp(-since_submit / expected))))
 
 
+def task_status_of(status: JobStatus | None) -> TaskStatus | None:
+    """The task status an upstream job's neutral status means; None for an unknown word."""
+    return _TASK_STATUS.get(status) if status is not None else None
+
+
 def observation_of(job: JobView, *, since_submit: float, expected: float) -> Observation:
-    status = _TASK_STATUS.get(job.status) if job.status is not None else None
+    status = task_status_of(job.status)
     progress = job.progress
     message = None
     if progress is None and status is TaskStatus.PROCESSING:

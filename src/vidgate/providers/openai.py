@@ -41,9 +41,6 @@ from vidgate.providers.http import (
     usable_id,
 )
 
-# Re-exported for callers that parse these headers themselves.
-from vidgate.providers.http import parse_retry_after as parse_retry_after
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
@@ -166,10 +163,6 @@ class OpenAIVideosProvider:
             credentials=headers,
             client=client,
         )
-
-    @property
-    def honours_idempotency(self) -> bool:
-        return self.features.idempotency_key
 
     def upstream_model(self, model: str) -> str | None:
         return self.models.get(model)

@@ -113,10 +113,6 @@ class RunwayProvider:
             client=client,
         )
 
-    @property
-    def honours_idempotency(self) -> bool:
-        return self.features.idempotency_key
-
     def upstream_model(self, model: str) -> str | None:
         return self.models.get(model)
 
