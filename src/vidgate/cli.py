@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from vidgate import cli_client
+from vidgate import client
 from vidgate.auth import cli as keys_cli
 from vidgate.simulator import cli as simulator_cli
 
@@ -162,9 +162,9 @@ def migrate(
 
 app.command("simulator")(simulator_cli.command)
 app.add_typer(keys_cli.app, name="keys")
-app.command("submit")(cli_client.submit)
-app.command("status")(cli_client.status)
-app.command("list")(cli_client.list_tasks)
+app.command("submit")(client.submit)
+app.command("status")(client.status)
+app.command("list")(client.list_tasks)
 
 
 def main() -> None:
