@@ -1,35 +1,17 @@
-"""Adapter for ByteDance Seedance on Volcengine Ark / BytePlus ModelArk (PROTOCOLS.md §1.9).
-
-``POST {base}/contents/generations/tasks`` with a ``content`` array (the prompt as a
-``text`` item, images as ``image_url`` items with a role) creates a task and answers
-``{id}``; ``GET .../tasks/{id}`` reads it, ``GET .../tasks`` lists recent ones and
-``DELETE .../tasks/{id}`` cancels a queued task (a running one cannot be stopped) or
-deletes a finished one's record. Auth is ``Bearer <API key>``.
-
-Seedance's older text commands (``--ratio 16:9 --duration 5`` appended to the prompt)
-are never used: the ratio, duration, resolution, seed and audio travel as the JSON
-fields PROTOCOLS.md lists, which every current model reads and the 2.x ones require.
-
-Errors: Ark's ``error.code`` decides, the HTTP status is the fallback. A finished video
-is a plain pre-signed URL (no credentials), valid 24 hours; its own ``X-Tos-Date`` and
-``X-Tos-Expires`` say exactly when it lapses.
-"""
+"""The Seedance ``Provider``: Ark's task calls (create, read, list, cancel) and its task
+objects read back as jobs, results and usage."""
 
 from __future__ import annotations
 
-import calendar
 import logging
-import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from vidgate.config import ProviderConfig
 from vidgate.domain.capabilities import Capabilities
-from vidgate.domain.request import ImageRole
 from vidgate.providers.base import (
     ContentStream,
     ErrorCategory,
@@ -46,7 +28,6 @@ from vidgate.providers.base import (
     UpstreamProtocolError,
     UpstreamRejected,
     UpstreamUnavailable,
-    Usage,
 )
 from vidgate.providers.http import (
     Answer,
@@ -57,54 +38,17 @@ from vidgate.providers.http import (
     unix_seconds,
     usable_id,
 )
+from vidgate.providers.seedance import catalogue
+from vidgate.providers.seedance.catalogue import CAPABILITIES, DEFAULT_MODELS, UNKNOWN_MODEL
+from vidgate.providers.seedance.errors import category_of, error_of, job_error
+from vidgate.providers.seedance.tasks import signed_expiry, summary_of, usage_of
 
-logger = logging.getLogger(__name__)
+# The package's name, as before the adapter became a package: log records keep it.
+logger = logging.getLogger(__name__.rpartition(".")[0])
 
 TASKS = "/contents/generations/tasks"
 RESULT_LIFETIME = 86400.0  # video_url lives 24 h (BytePlus docs)
 MAX_PAGE_SIZE = 500
-
-# Client model name -> Ark model id, when the provider's config lists none.
-DEFAULT_MODELS: dict[str, str] = {
-    "seedance-2.0": "dreamina-seedance-2-0-260128",
-    "seedance-2.0-fast": "dreamina-seedance-2-0-fast-260128",
-    "seedance-2.0-mini": "dreamina-seedance-2-0-mini-260615",
-    "seedance-2.5": "dreamina-seedance-2-5-260628",
-}
-
-_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")
-_ALL_ROLES = (ImageRole.FIRST_FRAME, ImageRole.LAST_FRAME, ImageRole.REFERENCE)
-
-
-def _seedance(max_seconds: int, resolutions: tuple[str, ...]) -> Capabilities:
-    # Whole seconds only; first/last frames or up to 9 reference images; sound on request;
-    # no negative prompt field exists.
-    return Capabilities(
-        durations=tuple(float(s) for s in range(4, max_seconds + 1)),
-        aspect_ratios=_RATIOS,
-        resolutions=resolutions,
-        image_roles=_ALL_ROLES,
-        max_images=9,
-        audio=True,
-        negative_prompt=False,
-        seed=True,
-    )
-
-
-CAPABILITIES: dict[str, Capabilities] = {
-    "dreamina-seedance-2-0-260128": _seedance(15, ("480p", "720p", "1080p")),
-    "dreamina-seedance-2-0-fast-260128": _seedance(15, ("480p", "720p")),
-    "dreamina-seedance-2-0-mini-260615": _seedance(15, ("480p", "720p")),
-    "dreamina-seedance-2-5-260628": _seedance(30, ("480p", "720p", "1080p")),
-}
-# A custom endpoint id (ep-...) or a model we do not know: only what every Seedance does.
-_UNKNOWN_MODEL = Capabilities(
-    aspect_ratios=_RATIOS,
-    image_roles=_ALL_ROLES,
-    max_images=9,
-    audio=True,
-    negative_prompt=False,
-)
 
 _STATUSES = {
     "queued": JobStatus.QUEUED,
@@ -114,54 +58,6 @@ _STATUSES = {
     "cancelled": JobStatus.CANCELLED,
     "expired": JobStatus.EXPIRED,
 }
-_ROLES = {
-    ImageRole.FIRST_FRAME: "first_frame",
-    ImageRole.LAST_FRAME: "last_frame",
-    ImageRole.REFERENCE: "reference_image",
-}
-_RATE_CODES = ("RequestBurstTooFast", "QuotaExceeded")
-_CREDIT_CODES = ("AccountOverdueError", "SetLimitExceeded", "OperationDenied.ServiceOverdue")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# The Ark fields a request may add through ``params.extra``, and what each must be.
-EXTRA_FIELDS: dict[str, Callable[[object], bool]] = {
-    "watermark": lambda v: isinstance(v, bool),
-    "camera_fixed": lambda v: isinstance(v, bool),
-    "return_last_frame": lambda v: isinstance(v, bool),
-    "draft": lambda v: isinstance(v, bool),
-    "service_tier": lambda v: v in ("default", "flex"),
-    "execution_expires_after": lambda v: _is_int(v) and v in range(3600, 259_201),
-    "safety_identifier": lambda v: isinstance(v, str) and 0 < len(v) <= 64,
-}
-
-
-def category_of(code: str) -> ErrorCategory:
-    """Ark's error code (of a refused request or a failed task) as a neutral category."""
-    if "SensitiveContentDetected" in code or "RiskDetection" in code:
-        return ErrorCategory.CONTENT_POLICY
-    if code.startswith("RateLimitExceeded") or code in _RATE_CODES:
-        return ErrorCategory.RATE_LIMITED
-    if code in _CREDIT_CODES:
-        return ErrorCategory.INSUFFICIENT_CREDITS
-    if code == "ServerOverloaded":
-        return ErrorCategory.PROVIDER_UNAVAILABLE
-    if code.startswith(
-        (
-            "InvalidParameter",
-            "MissingParameter",
-            "InvalidEndpoint",
-            "ModelNotOpen",
-            "AccessDenied",
-            "AuthenticationError",
-            "OperationDenied",
-        )
-    ):
-        return ErrorCategory.INVALID_REQUEST
-    return ErrorCategory.GENERATION_FAILED
 
 
 class SeedanceProvider:
@@ -198,7 +94,7 @@ class SeedanceProvider:
         return self.models.get(model)
 
     def capabilities(self, upstream_model: str) -> Capabilities:
-        return CAPABILITIES.get(upstream_model, _UNKNOWN_MODEL)
+        return CAPABILITIES.get(upstream_model, UNKNOWN_MODEL)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -252,7 +148,7 @@ class SeedanceProvider:
         items = answer.object(self.name, "task list").get("items")
         if not isinstance(items, list):
             raise UpstreamProtocolError(f"{self.name}: task list without an items array")
-        found = [summary for item in items if (summary := _summary(item)) is not None]
+        found = [summary for item in items if (summary := summary_of(item)) is not None]
         found.sort(key=lambda s: s.created_at or 0, reverse=True)
         return found
 
@@ -264,36 +160,7 @@ class SeedanceProvider:
     def wire_body(self, request: SubmitRequest) -> dict[str, Any]:
         """The create body for ``request``; an impossible request is refused here, before
         anything is sent."""
-        params = request.params
-        if params.negative_prompt:
-            raise _refuse("Seedance has no negative prompt")
-        content: list[dict[str, Any]] = []
-        if request.prompt:
-            content.append({"type": "text", "text": request.prompt})
-        for image in params.images:
-            content.append(
-                {"type": "image_url", "image_url": {"url": image.url}, "role": _ROLES[image.role]}
-            )
-        body: dict[str, Any] = {"model": request.model, "content": content}
-        if params.aspect_ratio is not None:
-            body["ratio"] = params.aspect_ratio
-        if params.duration_seconds is not None:
-            duration = params.duration_seconds
-            if not math.isfinite(duration) or not float(duration).is_integer():
-                raise _refuse(f"Seedance takes whole seconds, not {duration:g}")
-            body["duration"] = int(duration)
-        if params.resolution is not None:
-            body["resolution"] = params.resolution
-        if params.seed is not None:
-            if not -1 <= params.seed <= 4_294_967_295:
-                raise _refuse("seed must be between -1 and 4294967295")
-            body["seed"] = params.seed
-        if params.audio is not None:
-            body["generate_audio"] = params.audio
-        if request.callback_url:
-            body["callback_url"] = request.callback_url
-        body.update(_extra(params.extra))
-        return body
+        return catalogue.wire_body(request)
 
     def view(self, data: Mapping[str, Any]) -> JobView:
         """A task object as a ``JobView``."""
@@ -316,11 +183,11 @@ class SeedanceProvider:
             else:
                 videos = (video,)
         elif status is JobStatus.FAILED:
-            error = _job_error(data, "TaskFailed", "The Seedance task failed.")
+            error = job_error(data, "TaskFailed", "The Seedance task failed.")
         elif status is JobStatus.EXPIRED:
             # Still queued when execution_expires_after ran out: Ark was too busy, which
             # another attempt (or provider) may not be.
-            error = _job_error(
+            error = job_error(
                 data,
                 "TaskExpired",
                 "The task expired in Ark's queue before it ran.",
@@ -338,7 +205,7 @@ class SeedanceProvider:
             progress=None,  # Ark reports none
             videos=videos,
             error=error,
-            usage=_usage(data),
+            usage=usage_of(data),
             created_at=unix_seconds(data.get("created_at")),
         )
 
@@ -348,7 +215,7 @@ class SeedanceProvider:
         url = resolve_url(self.base_url, raw) if isinstance(raw, str) else None
         if url is None:
             return None
-        expires_at = _signed_expiry(url)
+        expires_at = signed_expiry(url)
         if expires_at is None:
             finished = unix_seconds(data.get("updated_at"))
             expires_at = finished + RESULT_LIFETIME if finished is not None else None
@@ -372,7 +239,7 @@ class SeedanceProvider:
 
     def _raise_for(self, answer: Answer, *, creating: bool = False) -> NoReturn:
         """Ark's reading of an error answer: its code first, the HTTP status after."""
-        code, message = _error_of(answer.body)
+        code, message = error_of(answer.body)
         status = answer.status
         text = f"{self.name}: upstream {status} {code or ''}: {message or answer.reason}"
         category = category_of(code) if code else None
@@ -406,106 +273,5 @@ class SeedanceProvider:
             )
 
 
-def _refuse(message: str) -> UpstreamRejected:
-    return UpstreamRejected(message, status=400, category=ErrorCategory.INVALID_REQUEST)
-
-
-def _extra(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``params.extra`` checked against the Ark fields it may set (unknown or mistyped keys
-    are refused: a typo must not silently change nothing, or a core field)."""
-    for key, value in extra.items():
-        check = EXTRA_FIELDS.get(key)
-        if check is None:
-            raise _refuse(
-                f"Unknown Seedance parameter {key!r}; allowed: {', '.join(sorted(EXTRA_FIELDS))}."
-            )
-        if not check(value):
-            raise _refuse(f"Invalid value for the Seedance parameter {key!r}.")
-    return dict(extra)
-
-
 def _quote(task_id: str) -> str:
     return quote(task_id, safe="")
-
-
-def _error_of(body: object) -> tuple[str | None, str | None]:
-    """``(code, message)`` of Ark's ``{"error": {...}}`` envelope, capped in length."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, None
-    code, message = error.get("code"), error.get("message")
-    return (
-        code[:128] if isinstance(code, str) and code else None,
-        message[:500] if isinstance(message, str) and message else None,
-    )
-
-
-def _job_error(
-    data: Mapping[str, Any],
-    default_code: str,
-    default_message: str,
-    *,
-    category: ErrorCategory | None = None,
-) -> JobError:
-    code, message = _error_of(data)
-    return JobError(
-        code=code or default_code,
-        message=message or default_message,
-        category=category or (category_of(code) if code else ErrorCategory.GENERATION_FAILED),
-    )
-
-
-def _usage(data: Mapping[str, Any]) -> Usage | None:
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    total, completion = usage.get("total_tokens"), usage.get("completion_tokens")
-    tokens = total if _is_int(total) else completion if _is_int(completion) else None
-    duration = data.get("duration")
-    resolution = data.get("resolution")
-    seconds = (
-        float(duration)
-        if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0
-        else None
-    )
-    return Usage(
-        tokens=tokens,
-        seconds=seconds,
-        resolution=resolution if isinstance(resolution, str) else None,
-    )
-
-
-def _signed_expiry(url: str) -> float | None:
-    """When a pre-signed URL lapses, from its own query (TOS or S3 style), if it says."""
-    query = parse_qs(urlsplit(url).query)
-    for prefix in ("X-Tos-", "X-Amz-"):
-        dates, lifetimes = query.get(prefix + "Date"), query.get(prefix + "Expires")
-        if not dates or not lifetimes or not lifetimes[0].isdigit():
-            continue
-        try:
-            signed = calendar.timegm(time.strptime(dates[0], "%Y%m%dT%H%M%SZ"))
-        except ValueError:
-            continue
-        return float(signed + int(lifetimes[0]))
-    return None
-
-
-def _summary(item: object) -> UpstreamJobSummary | None:
-    """One listed task, for recognising an interrupted submission. Ark's task objects do
-    not repeat the prompt, and their duration and size are what Ark chose when the request
-    left them unset: only the model and the creation time are given, since a field that
-    differs from the request would wrongly rule our own task out."""
-    if not isinstance(item, dict):
-        return None
-    task_id = item.get("id")
-    if not isinstance(task_id, str) or not task_id:
-        return None
-    model = item.get("model")
-    return UpstreamJobSummary(
-        external_id=task_id,
-        prompt=None,
-        model=model if isinstance(model, str) else None,
-        seconds=None,
-        size=None,
-        created_at=unix_seconds(item.get("created_at")),
-    )
