@@ -2,159 +2,58 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Row, and_, delete, event, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import and_, func, insert, or_, select, update
 
-from vidgate.domain.events import EventType, TaskEvent
-from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
-from vidgate.domain.request import VideoParams
+from vidgate.domain.events import TaskEvent
+from vidgate.domain.models import Task
 from vidgate.domain.status import ACTIVE, TaskStatus
 from vidgate.store import migrate
+from vidgate.store.admission import AdmissionQueries
+from vidgate.store.api_keys import ApiKeyQueries
 from vidgate.store.base import (
-    DAY,
-    ApiKey,
     Created,
     IdempotencyClaim,
-    IdempotencyMismatch,
     Page,
     Quota,
-    StoreUnavailable,
     Write,
     Written,
     decode_cursor,
     encode_cursor,
-    enforce_quota,
 )
-from vidgate.store.schema import api_keys, attempts, idempotency_keys, task_events, tasks
+from vidgate.store.engine import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_TIMEOUT,
+    async_url,
+    make_engine,
+)
+from vidgate.store.rows import _attempt_values, _event, _task_values, _with_attempts
+from vidgate.store.schema import attempts, idempotency_keys, task_events, tasks
+
+__all__ = [
+    "DEFAULT_MAX_OVERFLOW",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_POOL_TIMEOUT",
+    "SqlTaskStore",
+    "async_url",
+    "make_engine",
+]
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE_WORDS = sorted(str(status) for status in ACTIVE)
 
+class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
+    """``TaskStore`` on SQLAlchemy: tasks, leases and events.
 
-def _sqlite_file(url: str) -> Path | None:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if not path or path.startswith(":memory:"):
-        return None
-    return Path(path.split("?", 1)[0])
-
-
-def async_url(url: str) -> str:
-    """Accept the plain URLs people write; use the async drivers vidgate runs on.
-
-    ``sqlite:///`` becomes ``sqlite+aiosqlite:///``; ``postgresql://`` and ``postgres://``
-    become ``postgresql+asyncpg://``, with libpq's ``sslmode=`` (what hosted databases
-    hand out) spelled as asyncpg's ``ssl=``. URLs naming a driver are left alone.
+    Connections come from ``SqlConnections`` (vidgate.store.engine), API keys and the
+    idempotency and quota checks from the mixins, row mapping from vidgate.store.rows.
     """
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith("postgresql+asyncpg://"):
-        parsed = make_url(url)
-        if "sslmode" in parsed.query and "ssl" not in parsed.query:
-            query = dict(parsed.query)
-            query["ssl"] = query.pop("sslmode")
-            url = parsed.set(query=query).render_as_string(hide_password=False)
-    return url
-
-
-# Connections per process on PostgreSQL: ``pool_size`` kept open, up to ``max_overflow``
-# more under bursts, a caller waits ``pool_timeout`` seconds for one before the store
-# reports StoreUnavailable. Every api and worker process has its own pool: keep
-# processes x (pool_size + max_overflow) under the server's max_connections.
-DEFAULT_POOL_SIZE = 10
-DEFAULT_MAX_OVERFLOW = 10
-DEFAULT_POOL_TIMEOUT = 30.0
-
-
-def make_engine(
-    url: str,
-    *,
-    pool_size: int | None = None,
-    max_overflow: int | None = None,
-    pool_timeout: float | None = None,
-) -> AsyncEngine:
-    """An engine tuned for vidgate's access pattern on either database.
-
-    The pool options apply to PostgreSQL (None: the defaults above); SQLite keeps
-    SQLAlchemy's pool, since it has one writer at a time anyway.
-    """
-    url = async_url(url)
-    if url.startswith("sqlite"):
-        file = _sqlite_file(url)
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        _tune_sqlite(engine)
-        return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql+asyncpg"):
-        # Names vidgate's sessions in pg_stat_activity.
-        connect_args["server_settings"] = {"application_name": "vidgate"}
-    return create_async_engine(
-        url,
-        pool_size=DEFAULT_POOL_SIZE if pool_size is None else pool_size,
-        max_overflow=DEFAULT_MAX_OVERFLOW if max_overflow is None else max_overflow,
-        pool_timeout=DEFAULT_POOL_TIMEOUT if pool_timeout is None else pool_timeout,
-        # Connections dropped by a database restart are replaced on checkout instead of
-        # failing one call each.
-        pool_pre_ping=True,
-        connect_args=connect_args,
-    )
-
-
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    # WAL lets readers run beside the writer. Transactions that write start with
-    # BEGIN IMMEDIATE, so two processes never deadlock upgrading a read lock; the
-    # busy timeout makes a writer wait for the other instead of failing.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        writes = conn.get_execution_options().get("vidgate_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
-
-
-class SqlTaskStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._writer = engine.execution_options(vidgate_write=True)
-        self._reader = engine
-        if engine.dialect.name == "postgresql":
-            # A read that takes several statements (a task, then its attempts) sees one
-            # snapshot, as it does in SQLite's WAL mode; read-only transactions at this
-            # level never fail to serialize. Writes keep READ COMMITTED: the claim's
-            # SKIP LOCKED and the compare-and-set UPDATEs rely on its row-lock rechecks.
-            self._reader = engine.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-        # SQLite has one writer at a time. Writers of this process queue here instead of
-        # racing for the file lock, whose busy handler sleeps in fixed steps of up to
-        # 100 ms; other processes are still kept out by the lock and busy_timeout.
-        self._write_turn: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        )
 
     @classmethod
     async def open(
@@ -182,37 +81,6 @@ class SqlTaskStore:
             await engine.dispose()
             raise
         return cls(engine)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    # Database errors stop here: callers see StoreUnavailable, never SQLAlchemy.
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._reader.connect() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database read failed: {type(exc).__name__}: {exc}") from exc
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if self._write_turn is not None:
-                    await stack.enter_async_context(self._write_turn)
-                conn = await stack.enter_async_context(self._writer.begin())
-                yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database write failed: {type(exc).__name__}: {exc}") from exc
-
-    async def close(self) -> None:
-        await self._engine.dispose()
-
-    async def ping(self) -> None:
-        async with self._reading() as conn:
-            await conn.execute(select(1))
 
     # -- reads -------------------------------------------------------------------------
 
@@ -344,67 +212,6 @@ class SqlTaskStore:
                 )
         return Created(task=task)
 
-    async def _take_turn(self, conn: AsyncConnection, user_id: str) -> None:
-        """One user's checked writes take turns, so two concurrent requests with the same
-        Idempotency-Key, or at the edge of a quota, see each other. SQLite's single
-        writer already serialises every write; PostgreSQL takes a transaction lock."""
-        if self._engine.dialect.name == "postgresql":
-            lock = func.pg_advisory_xact_lock(func.hashtext("vidgate:user:" + user_id))
-            await conn.execute(select(lock))
-
-    async def _claimed(
-        self, conn: AsyncConnection, user_id: str, claim: IdempotencyClaim, now: datetime
-    ) -> Task | None:
-        """The task an unexpired use of the same key created, or None (the key is free)."""
-        where = (idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == claim.key)
-        row = (await conn.execute(select(idempotency_keys).where(*where))).first()
-        if row is None:
-            return None
-        m = row._mapping
-        if m["expires_at"] > now:
-            if m["fingerprint"] != claim.fingerprint:
-                raise IdempotencyMismatch(m["video_id"])
-            found = (
-                await conn.execute(select(tasks).where(tasks.c.video_id == m["video_id"]))
-            ).first()
-            if found is not None:
-                return (await _with_attempts(conn, [found]))[0]
-        await conn.execute(delete(idempotency_keys).where(*where))  # expired: reuse it
-        return None
-
-    async def _enforce(
-        self, conn: AsyncConnection, user_id: str, quota: Quota, now: datetime
-    ) -> None:
-        active = 0
-        if quota.max_active is not None:
-            active = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(tasks)
-                    .where(tasks.c.user_id == user_id, tasks.c.status.in_(_ACTIVE_WORDS))
-                )
-            ).scalar_one()
-        newest: list[datetime] = []
-        if quota.max_per_day is not None:
-            newest = list(
-                (
-                    await conn.execute(
-                        select(tasks.c.created_at)
-                        .where(tasks.c.user_id == user_id, tasks.c.created_at > now - DAY)
-                        .order_by(tasks.c.created_at.desc())
-                        .limit(quota.max_per_day)
-                    )
-                ).scalars()
-            )
-        enforce_quota(quota, active=active, newest=newest, now=now)
-
-    async def purge_idempotency_keys(self, now: datetime) -> int:
-        async with self._writing() as conn:
-            result = await conn.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
-            )
-        return int(result.rowcount or 0)
-
     async def find_by_external_id(self, external_id: str) -> list[Task]:
         holders = select(attempts.c.video_id).where(attempts.c.external_id == external_id)
         query = (
@@ -416,38 +223,6 @@ class SqlTaskStore:
         async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
             return await _with_attempts(conn, rows)
-
-    # -- API keys ------------------------------------------------------------------------
-
-    async def add_api_key(self, key: ApiKey) -> None:
-        async with self._writing() as conn:
-            await conn.execute(insert(api_keys).values(**dataclasses.asdict(key)))
-
-    async def get_api_key(self, key_id: str) -> ApiKey | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
-        return None if row is None else ApiKey(**row._mapping)
-
-    async def list_api_keys(self, user_id: str | None = None) -> list[ApiKey]:
-        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
-        if user_id is not None:
-            query = query.where(api_keys.c.user_id == user_id)
-        async with self._reading() as conn:
-            rows = (await conn.execute(query)).all()
-        return [ApiKey(**row._mapping) for row in rows]
-
-    async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
-        async with self._writing() as conn:
-            found = (
-                await conn.execute(select(api_keys.c.revoked_at).where(api_keys.c.key_id == key_id))
-            ).first()
-            if found is None:
-                return False
-            if found[0] is None:
-                await conn.execute(
-                    update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=at)
-                )
-        return True
 
     async def write(self, change: Write) -> Written | None:
         before, after = change.before, change.after
@@ -562,137 +337,3 @@ class SqlTaskStore:
         async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return [_event(row) for row in rows]
-
-
-# -- mapping -------------------------------------------------------------------------------
-
-
-def _task_values(task: Task) -> dict[str, Any]:
-    return {
-        "video_id": task.video_id,
-        "user_id": task.user_id,
-        "status": str(task.status),
-        "progress": task.progress,
-        "message": task.message,
-        "prompt": task.prompt,
-        "model": task.model,
-        "seconds": task.seconds,
-        "size": task.size,
-        "input_reference": task.input_reference,
-        "params": task.params.to_json() or None,
-        "provider": task.provider,
-        "external_id": task.external_id,
-        "video_url": task.video_url,
-        "error_code": task.error.code if task.error else None,
-        "error_message": task.error.message if task.error else None,
-        "metadata": task.metadata,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "completed_at": task.completed_at,
-        "deadline_at": task.deadline_at,
-        "next_check_at": task.next_check_at,
-        "lease_owner": task.lease_owner,
-        "lease_until": task.lease_until,
-        "attempt": task.attempt,
-        "version": task.version,
-    }
-
-
-def _attempt_values(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "video_id": attempt.video_id,
-        "number": attempt.number,
-        "provider": attempt.provider,
-        "external_id": attempt.external_id,
-        "state": str(attempt.state),
-        "idempotency_key": attempt.idempotency_key,
-        "upstream_status": attempt.upstream_status,
-        "created_at": attempt.created_at,
-        "submitted_at": attempt.submitted_at,
-        "finished_at": attempt.finished_at,
-        "error_code": attempt.error.code if attempt.error else None,
-        "error_message": attempt.error.message if attempt.error else None,
-        "binding": attempt.binding,
-        "result_expires_at": attempt.result_expires_at,
-        "usage": attempt.usage,
-    }
-
-
-def _error(code: str | None, message: str | None) -> TaskError | None:
-    return TaskError(code=code, message=message or "") if code else None
-
-
-def _task(row: Row[Any], attempt_rows: Iterable[Attempt]) -> Task:
-    m = row._mapping
-    return Task(
-        video_id=m["video_id"],
-        user_id=m["user_id"],
-        status=TaskStatus(m["status"]),
-        progress=m["progress"],
-        message=m["message"],
-        prompt=m["prompt"],
-        model=m["model"],
-        seconds=m["seconds"],
-        size=m["size"],
-        input_reference=m["input_reference"],
-        params=VideoParams.from_json(m["params"]),
-        provider=m["provider"],
-        external_id=m["external_id"],
-        video_url=m["video_url"],
-        error=_error(m["error_code"], m["error_message"]),
-        metadata=dict(m["metadata"] or {}),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        completed_at=m["completed_at"],
-        deadline_at=m["deadline_at"],
-        next_check_at=m["next_check_at"],
-        lease_owner=m["lease_owner"],
-        lease_until=m["lease_until"],
-        attempt=m["attempt"],
-        version=m["version"],
-        attempts=tuple(sorted(attempt_rows, key=lambda a: a.number)),
-    )
-
-
-def _attempt(row: Row[Any]) -> Attempt:
-    m = row._mapping
-    return Attempt(
-        video_id=m["video_id"],
-        number=m["number"],
-        provider=m["provider"],
-        idempotency_key=m["idempotency_key"],
-        state=AttemptState(m["state"]),
-        external_id=m["external_id"],
-        upstream_status=m["upstream_status"],
-        created_at=m["created_at"],
-        submitted_at=m["submitted_at"],
-        finished_at=m["finished_at"],
-        error=_error(m["error_code"], m["error_message"]),
-        binding=m["binding"],
-        result_expires_at=m["result_expires_at"],
-        usage=m["usage"],
-    )
-
-
-def _event(row: Row[Any]) -> TaskEvent:
-    m = row._mapping
-    return TaskEvent(
-        id=m["id"],
-        video_id=m["video_id"],
-        type=EventType(m["type"]),
-        payload=m["payload"],
-        timestamp_ms=m["timestamp_ms"],
-        task_version=m["task_version"],
-    )
-
-
-async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Task]:
-    if not rows:
-        return []
-    ids = [row._mapping["video_id"] for row in rows]
-    found = (await conn.execute(select(attempts).where(attempts.c.video_id.in_(ids)))).all()
-    by_task: dict[str, list[Attempt]] = {}
-    for attempt_row in found:
-        item = _attempt(attempt_row)
-        by_task.setdefault(item.video_id, []).append(item)
-    return [_task(row, by_task.get(row._mapping["video_id"], [])) for row in rows]
