@@ -111,7 +111,7 @@ class Poller:
         seen = observation_of(job, since_submit=since, expected=self.config.expected_job_seconds)
         video: ResultVideo | None = None
         if seen.status is TaskStatus.COMPLETED:
-            seen, video = await self._confirm_completion(task, attempt, provider, job)
+            seen, video = await self._confirm_completion(task, attempt, provider, job, seen)
         who = ref(task.video_id, job.external_id)
         if seen.status is None and seen.raw_status is not None:
             logger.warning(
@@ -174,7 +174,12 @@ class Poller:
             await self.outcomes.orphaned(task, updated, provider)
 
     async def _confirm_completion(
-        self, task: Task, attempt: Attempt, provider: Provider, job: JobView
+        self,
+        task: Task,
+        attempt: Attempt,
+        provider: Provider,
+        job: JobView,
+        seen: transitions.Observation,
     ) -> tuple[transitions.Observation, ResultVideo | None]:
         """An upstream "completed" counts once there is a video a browser can play.
 
@@ -185,7 +190,6 @@ class Poller:
         trusted either way: the task stays open and is looked at again; only a repeated
         "completed" without a video fails it (UPSTREAM_NO_RESULT).
         """
-        seen = observation_of(job, since_submit=0.0, expected=self.config.expected_job_seconds)
         video = job.videos[0] if job.videos else None
         mode = provider.content_mode
         public = video.url if video is not None and not video.needs_credentials else None
