@@ -70,12 +70,13 @@ async def test_model_alias_routing() -> None:
     )
     registry = ProviderRegistry([main, pro])
     try:
-        assert registry.route("sora_video2") is main
+        assert registry.candidates("sora_video2") == [main]
         assert main.upstream_model("sora_video2") == "sora-2"
-        assert registry.route("sora_video2_pro") is pro
+        assert registry.candidates("sora_video2_pro") == [pro]
         assert pro.upstream_model("sora_video2_pro") == "sora-2-pro"
-        assert registry.route("veo-3") is None
+        assert registry.candidates("veo-3") == []
         assert registry.models() == ["sora_video2", "sora_video2_pro"]
+        assert registry.catalogue.names() == ["sora_video2", "sora_video2_pro"]
     finally:
         await registry.aclose()
 

@@ -147,9 +147,6 @@ class ProviderRegistry:
         self._configs.setdefault(provider.name, config)
         return provider
 
-    def config(self, name: str) -> ProviderConfig:
-        return self._configs[name]
-
     def policy(self, name: str) -> ProviderPolicy:
         policy = self._policies.get(name)
         if policy is None:  # a provider's config never changes once it is known
@@ -160,11 +157,6 @@ class ProviderRegistry:
         """Providers offering ``model``, by priority (lower first), then config order."""
         offering = [p for p in self._providers.values() if p.upstream_model(model) is not None]
         return sorted(offering, key=lambda p: self._configs[p.name].priority)
-
-    def route(self, model: str) -> Provider | None:
-        """The first choice for ``model``, ignoring load and health."""
-        found = self.candidates(model)
-        return found[0] if found else None
 
     def models(self) -> list[str]:
         """Every client model name some provider offers, in config order."""
