@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     sim_job_seconds: float = Field(default=10.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
+    # GET /metrics (Prometheus text format) on every role, without authentication: keep it
+    # off the public internet (README "Metrics"). PROMETHEUS_MULTIPROC_DIR: see there too.
+    metrics: bool = True
     lease_seconds: float = Field(default=30.0, ge=2)
     task_deadline_seconds: float = Field(default=1800.0, gt=0)
     max_in_flight: int = Field(default=256, ge=1)

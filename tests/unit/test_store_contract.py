@@ -626,6 +626,20 @@ async def test_next_due_ignores_leased_tasks_until_their_lease_expires(store: Ta
     assert await store.next_due(at(32)) == at(1)  # the lease ran out: due again
 
 
+async def test_count_by_status_counts_every_task_once(store: TaskStore) -> None:
+    assert await store.count_by_status() == {}
+    await created(store)
+    await created(store, user_id="bob")
+    await created(store, status=TaskStatus.PROCESSING)
+    await created(store, status=TaskStatus.COMPLETED, next_check_at=None)
+
+    assert await store.count_by_status() == {
+        TaskStatus.QUEUED: 2,
+        TaskStatus.PROCESSING: 1,
+        TaskStatus.COMPLETED: 1,
+    }
+
+
 # -- list_page -------------------------------------------------------------------------------
 
 

@@ -11,17 +11,18 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from vidgate import __version__
-from vidgate.api import errors, health, middleware, routes, ws
+from vidgate.api import errors, health, middleware, observability, routes, ws
 from vidgate.api.runtime import open_runtime
 from vidgate.api.schemas import ErrorEnvelope
 from vidgate.config import Settings
+from vidgate.metrics import Metrics
 
 STATIC = resources.files("vidgate.web") / "static"
 
@@ -56,10 +57,25 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 
 class VidgateAPI(FastAPI):
     """FastAPI with the security headers outside everything else, so that even the 500
-    answer of Starlette's outermost error middleware carries them."""
+    answer of Starlette's outermost error middleware carries them; and the request
+    metrics outside those, so they time all of it."""
+
+    metrics: Metrics | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.routers: list[APIRouter] = []  # the included ones, whose routes metrics name
+
+    def include(self, router: APIRouter) -> None:
+        self.include_router(router)
+        self.routers.append(router)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return middleware.SecurityHeaders(super().build_middleware_stack())
+        app: ASGIApp = middleware.SecurityHeaders(super().build_middleware_stack())
+        if self.metrics is not None:
+            routes = [r for router in (self.router, *self.routers) for r in router.routes]
+            app = observability.RequestMetrics(app, metrics=self.metrics, routes=routes)
+        return app
 
 
 def _install_guards(app: FastAPI, settings: Settings, public_url: str) -> None:
@@ -102,7 +118,8 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
     """A vidgate app for one role. The lifespan opens the store, bus and providers (and
     in demo mode the simulator). ``api`` serves the REST routes, the WebSocket and the
     page; ``worker`` runs the engine; ``all`` does both. Every role serves /healthz and
-    /readyz."""
+    /readyz, and /metrics unless ``settings.metrics`` is off."""
+    metrics = Metrics() if settings.metrics else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +128,7 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
             public_url=public_url,
             api=role in ("api", "all"),
             engine=role in ("worker", "all"),
+            metrics=metrics,
         )
         app.state.runtime = runtime
         _dump_tasks_on_sigusr1()
@@ -118,6 +136,8 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
             yield
         finally:
             await runtime.close()
+            if metrics is not None:
+                metrics.close()
 
     app = VidgateAPI(
         title="vidgate",
@@ -128,11 +148,14 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
     )
     errors.install(app)
     _install_guards(app, settings, public_url)
-    app.include_router(health.router)
+    app.include(health.router)
+    if metrics is not None:
+        app.metrics = app.state.metrics = metrics
+        app.include(observability.router)
     if role == "worker":
         return app
-    app.include_router(routes.router)
-    app.include_router(ws.router)
+    app.include(routes.router)
+    app.include(ws.router)
     static_dir = str(STATIC)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
 

@@ -87,10 +87,20 @@ class Subscriber:
         return True
 
 
+Delivered = Callable[[str, int], None]  # (source: "bus" or "store", connections reached)
+
+
 class Hub:
-    def __init__(self, store: TaskStore, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        on_delivered: Delivered | None = None,
+    ) -> None:
         self._store = store
         self._poll_seconds = poll_seconds
+        self._on_delivered = on_delivered  # metrics (vidgate.metrics), or nothing
         self._by_task: dict[str, set[Subscriber]] = {}
         self._cursor: dict[str, int] = {}  # followed videoId -> id of the last event delivered
         self._high = 0  # the largest event id read so far: the high-water mark
@@ -125,7 +135,7 @@ class Hub:
             # keeps the embedded default as fast as a direct hand-over. (If a same-task
             # write committed just before is announced after it, that one is skipped:
             # the subscriber goes straight to the newer state, still in order.)
-            self._deliver([wakeup])
+            self._deliver([wakeup], "bus")
             return
         self._due.add(video_id)
         self._woken.set()
@@ -246,15 +256,16 @@ class Hub:
             try:
                 while True:
                     found = await self._store.events_for(list(cursors), after, READ_LIMIT)
-                    self._deliver(found)
+                    self._deliver(found, "store")
                     if len(found) < READ_LIMIT:
                         break
                     after = found[-1].id
             finally:
                 self._reading.difference_update(cursors)
 
-    def _deliver(self, found: Iterable[TaskEvent]) -> None:
-        """Hand events (oldest first) to the subscribers of their videos, each video's once."""
+    def _deliver(self, found: Iterable[TaskEvent], source: str) -> None:
+        """Hand events (oldest first) to the subscribers of their videos, each video's once.
+        ``source`` says how they came: with their wake-up (``bus``) or read (``store``)."""
         for event in found:
             self._high = max(self._high, event.id)
             cursor = self._cursor.get(event.video_id)
@@ -264,6 +275,8 @@ class Hub:
             followers = list(self._by_task.get(event.video_id, ()))
             sent = sum(1 for sub in followers if sub.offer(event))
             if sent:
+                if self._on_delivered is not None:
+                    self._on_delivered(source, sent)
                 task = ref(event.video_id, event.payload.get("externalVideoId"))
                 logger.debug(
                     "[WS] broadcast: %s -> %d client(s)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,9 +16,12 @@ from vidgate.auth.base import Authenticator
 from vidgate.auth.factory import open_authenticator
 from vidgate.config import DEFAULT_MODELS, ProviderConfig, Settings
 from vidgate.engine.engine import Engine, EngineConfig
+from vidgate.engine.meter import NO_METER
 from vidgate.events.base import EventBus
 from vidgate.events.factory import open_bus
 from vidgate.media import MediaStore
+from vidgate.metrics import Metrics
+from vidgate.providers import meter as upstream_meter
 from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import TaskService
 from vidgate.store.base import Quota
@@ -41,7 +45,9 @@ class Runtime:
     limiter: RequestLimiter
     engine: Engine | None = None
     simulator: Any = None  # vidgate.simulator.server.RunningSimulator in demo mode
+    metrics: Metrics | None = None  # None: VIDGATE_METRICS=false
     _closers: list[Any] = field(default_factory=list)
+    _undo: list[Callable[[], None]] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -70,10 +76,17 @@ class Runtime:
         await self.store.close()
         if self.simulator is not None:
             await self.simulator.stop()
+        for undo in self._undo:
+            undo()
 
 
 async def open_runtime(
-    settings: Settings, *, public_url: str, api: bool = True, engine: bool = True
+    settings: Settings,
+    *,
+    public_url: str,
+    api: bool = True,
+    engine: bool = True,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     simulator = None
     provider_configs = list(settings.providers)
@@ -133,7 +146,11 @@ async def open_runtime(
     )
     hub = None
     if api:
-        hub = Hub(store, poll_seconds=settings.event_poll_seconds)
+        hub = Hub(
+            store,
+            poll_seconds=settings.event_poll_seconds,
+            on_delivered=metrics.delivered if metrics is not None else None,
+        )
         hub.attach(bus)
     runtime = Runtime(
         settings=settings,
@@ -146,7 +163,12 @@ async def open_runtime(
         authenticator=open_authenticator(settings, store),
         limiter=open_limiter(settings),
         simulator=simulator,
+        metrics=metrics,
     )
+    if metrics is not None:
+        runtime._undo.append(upstream_meter.install(metrics))
+        if api:  # the api processes count tasks; workers would only repeat them
+            metrics.watch_tasks(store.count_by_status)
     if api:
         runtime._closers.append(asyncio.create_task(_purge_idempotency_keys(store)))
     if engine:
@@ -162,6 +184,7 @@ async def open_runtime(
                 mirror_before_seconds=settings.mirror_before_seconds,
             ),
             media=media,
+            meter=metrics or NO_METER,
         )
         bus.on_work(runtime.engine.wake)
         runtime.engine.start()

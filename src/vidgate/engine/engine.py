@@ -27,6 +27,7 @@ from datetime import timedelta
 from vidgate.domain.models import AttemptState, Task
 from vidgate.engine.config import EngineConfig, utcnow
 from vidgate.engine.memory import ProcessMemory
+from vidgate.engine.meter import NO_METER, EngineMeter
 from vidgate.engine.outcome import Outcomes
 from vidgate.engine.poll import Poller
 from vidgate.engine.recovery import Recovery
@@ -53,12 +54,14 @@ class Engine:
         config: EngineConfig,
         owner: str | None = None,
         media: MediaStore | None = None,
+        meter: EngineMeter = NO_METER,
     ) -> None:
         self.store = store
         self.bus = bus
         self.providers = providers
         self.config = config
         self.media = media  # where providers with content = "mirror" keep their videos
+        self.meter = meter  # metrics (vidgate.metrics), or nothing
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.memory = ProcessMemory()
         self._wake = asyncio.Event()
@@ -68,7 +71,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         # The steps' collaborators, each on the one before.
-        self.router = Router(providers=providers, config=config, memory=self.memory)
+        self.router = Router(providers=providers, config=config, memory=self.memory, meter=meter)
         self.outcomes = Outcomes(
             store=store,
             bus=bus,
@@ -181,10 +184,12 @@ class Engine:
     def _launch(self, task: Task) -> None:
         step = asyncio.create_task(self._step(task), name=f"step-{task.video_id}")
         self._active[task.video_id] = step
+        self.meter.steps_in_flight(len(self._active))
         step.add_done_callback(functools.partial(self._step_done, task.video_id))
 
     def _step_done(self, video_id: str, _: asyncio.Task[None]) -> None:
         self._active.pop(video_id, None)
+        self.meter.steps_in_flight(len(self._active))
         queued = self._next.pop(video_id, None)
         if queued is not None and not self._stopping:
             self._launch(queued)
@@ -225,6 +230,9 @@ class Engine:
         logger.debug("step.begin %s", who, extra=self._fields(who, "step.begin"))
         try:
             now = utcnow()
+            if task.next_check_at is not None:
+                # How far behind schedule the engine is: the reliability core's first symptom.
+                self.meter.check_lag((now - task.next_check_at).total_seconds())
             attempt = task.current_attempt
             if now >= task.deadline_at:
                 await self.outcomes.deadline(task, attempt)

@@ -37,8 +37,12 @@ class CircuitBreaker:
         max_cooldown: float = 300.0,
         window: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState], None] | None = None,
     ) -> None:
         self.name = name
+        # Told when the breaker opens, closes, or lets a half-open probe through (metrics);
+        # the quiet passing of a cool-down shows when the probe goes.
+        self._on_change = on_change
         self._recent: deque[bool] = deque(maxlen=max(window, failures))  # True: a failure
         self._threshold = failures
         self._base_cooldown = cooldown
@@ -66,6 +70,7 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN and not self._probe_pending():
             self._probing = True
             self._probe_started = self._clock()
+            self._changed(BreakerState.HALF_OPEN)
             return True
         return False
 
@@ -81,13 +86,16 @@ class CircuitBreaker:
         )
 
     def success(self) -> None:
-        if self._opened_at is not None:
+        was_open = self._opened_at is not None
+        if was_open:
             logger.info("provider %s recovered; circuit closed", self.name)
         self._recent.append(False)
         self._failures = 0
         self._opened_at = None
         self._probing = False
         self._cooldown = self._base_cooldown
+        if was_open:
+            self._changed(BreakerState.CLOSED)
 
     def failure(self) -> None:
         self._recent.append(True)
@@ -99,6 +107,7 @@ class CircuitBreaker:
             logger.warning(
                 "provider %s still failing; circuit open for %.0f s", self.name, self._cooldown
             )
+            self._changed(BreakerState.OPEN)
         elif (
             self._opened_at is None
             and self._failures >= self._threshold
@@ -111,6 +120,11 @@ class CircuitBreaker:
                 self._failures,
                 self._cooldown,
             )
+            self._changed(BreakerState.OPEN)
+
+    def _changed(self, state: BreakerState) -> None:
+        if self._on_change is not None:
+            self._on_change(state)
 
 
 class RateLimiter:

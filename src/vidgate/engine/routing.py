@@ -8,12 +8,14 @@ limits and its breaker (``vidgate.engine.limits``).
 
 from __future__ import annotations
 
+import functools
 import random
 
 from vidgate.domain.models import Attempt, AttemptState, Task
 from vidgate.engine.config import EngineConfig
-from vidgate.engine.limits import CircuitBreaker, ProviderGate
+from vidgate.engine.limits import BreakerState, CircuitBreaker, ProviderGate
 from vidgate.engine.memory import ProcessMemory
+from vidgate.engine.meter import NO_METER, EngineMeter
 from vidgate.providers.base import JobRef, JobView, Provider, ProviderDirectory, ProviderPolicy
 
 CLOSED = frozenset({AttemptState.FINISHED, AttemptState.FAILED, AttemptState.UNKNOWN})
@@ -21,11 +23,17 @@ CLOSED = frozenset({AttemptState.FINISHED, AttemptState.FAILED, AttemptState.UNK
 
 class Router:
     def __init__(
-        self, *, providers: ProviderDirectory, config: EngineConfig, memory: ProcessMemory
+        self,
+        *,
+        providers: ProviderDirectory,
+        config: EngineConfig,
+        memory: ProcessMemory,
+        meter: EngineMeter = NO_METER,
     ) -> None:
         self.providers = providers
         self.config = config
         self.memory = memory
+        self.meter = meter
         for provider in providers.all():
             memory.gates[provider.name] = self._new_gate(provider)
 
@@ -37,6 +45,7 @@ class Router:
 
     def _new_gate(self, provider: Provider) -> ProviderGate:
         policy = self.policy(provider)
+        self.meter.breaker_state(provider.name, BreakerState.CLOSED)
         return ProviderGate(
             provider.name,
             concurrency=provider.max_concurrency,
@@ -45,6 +54,7 @@ class Router:
                 provider.name,
                 failures=policy.breaker_failures,
                 cooldown=policy.breaker_cooldown_seconds,
+                on_change=functools.partial(self.meter.breaker_state, provider.name),
             ),
         )
 

@@ -198,6 +198,10 @@ class TaskStore(Protocol):
         """When the earliest unleased active task is due (None: nothing to do)."""
         ...
 
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        """How many tasks have each status, in one query (metrics); absent means none."""
+        ...
+
     async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]: ...
 
     async def events_for(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.domain.events import EventType, TaskEvent
@@ -14,6 +14,9 @@ from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.request import VideoParams
 from vidgate.domain.status import TaskStatus
 from vidgate.store.schema import attempts
+
+# The attempts of a set of tasks: one prepared statement for any number of ids.
+_ATTEMPTS_OF = select(attempts).where(attempts.c.video_id.in_(bindparam("b_ids", expanding=True)))
 
 # -- mapping -------------------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
     if not rows:
         return []
     ids = [row._mapping["video_id"] for row in rows]
-    found = (await conn.execute(select(attempts).where(attempts.c.video_id.in_(ids)))).all()
+    found = (await conn.execute(_ATTEMPTS_OF, {"b_ids": ids})).all()
     by_task: dict[str, list[Attempt]] = {}
     for attempt_row in found:
         item = _attempt(attempt_row)

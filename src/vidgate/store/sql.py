@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from vidgate.domain.events import TaskEvent
 from vidgate.domain.models import Task
@@ -46,6 +46,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The hot statements, built once: executing a prepared statement with a dict of values
+# skips building the statement and walking it for its cache key on every call, which was
+# a fifth of the CPU of a create or a poll's write (docs/BENCHMARKS.md). An UPDATE built
+# without .values() sets the columns named in the dict it is executed with.
+_GET_TASK = select(tasks).where(tasks.c.video_id == bindparam("b_video_id"))
+_INSERT_TASK = insert(tasks)
+_INSERT_ATTEMPT = insert(attempts)
+_INSERT_KEY = insert(idempotency_keys)
+_INSERT_EVENT = insert(task_events).returning(task_events.c.id)
+_UPDATE_TASK = update(tasks).where(
+    tasks.c.video_id == bindparam("b_video_id"), tasks.c.version == bindparam("b_version")
+)
+_UPDATE_TASK_FENCED = _UPDATE_TASK.where(tasks.c.lease_owner == bindparam("b_fence"))
+_UPDATE_ATTEMPT = update(attempts).where(
+    attempts.c.video_id == bindparam("b_video_id"), attempts.c.number == bindparam("b_number")
+)
 
 
 class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
@@ -86,7 +103,7 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
 
     async def get(self, video_id: str) -> Task | None:
         async with self._reading() as conn:
-            row = (await conn.execute(select(tasks).where(tasks.c.video_id == video_id))).first()
+            row = (await conn.execute(_GET_TASK, {"b_video_id": video_id})).first()
             if row is None:
                 return None
             loaded = await _with_attempts(conn, [row])
@@ -169,6 +186,12 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
             value = (await conn.execute(query)).scalar()
         return tasks.c.next_check_at.type.process_result_value(value, self._engine.dialect)  # type: ignore[attr-defined,no-any-return]
 
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
+        async with self._reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return {TaskStatus(status): int(count) for status, count in rows}
+
     async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]:
         query = (
             select(task_events)
@@ -198,17 +221,18 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                     return Created(task=earlier, replayed=True)
             if quota is not None:
                 await self._enforce(conn, task.user_id, quota, now)
-            await conn.execute(insert(tasks).values(**_task_values(task)))
+            await conn.execute(_INSERT_TASK, _task_values(task))
             if idempotency is not None:
                 await conn.execute(
-                    insert(idempotency_keys).values(
-                        user_id=task.user_id,
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        video_id=task.video_id,
-                        created_at=now,
-                        expires_at=idempotency.expires_at,
-                    )
+                    _INSERT_KEY,
+                    {
+                        "user_id": task.user_id,
+                        "key": idempotency.key,
+                        "fingerprint": idempotency.fingerprint,
+                        "video_id": task.video_id,
+                        "created_at": now,
+                        "expires_at": idempotency.expires_at,
+                    },
                 )
         return Created(task=task)
 
@@ -226,46 +250,43 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
 
     async def write(self, change: Write) -> Written | None:
         before, after = change.before, change.after
-        conditions = [tasks.c.video_id == before.video_id, tasks.c.version == before.version]
-        if change.fence is not None:
-            conditions.append(tasks.c.lease_owner == change.fence)
         values = _task_values(after)
-        values["version"] = before.version + 1
         del values["video_id"]
+        values.update(version=before.version + 1, b_video_id=before.video_id)
+        values["b_version"] = before.version
+        statement = _UPDATE_TASK
+        if change.fence is not None:
+            statement = _UPDATE_TASK_FENCED
+            values["b_fence"] = change.fence
         stored_event: TaskEvent | None = None
         async with self._writing() as conn:
             if change.quota is not None:
                 await self._take_turn(conn, before.user_id)
                 await self._enforce(conn, before.user_id, change.quota, after.updated_at)
-            result = await conn.execute(update(tasks).where(*conditions).values(**values))
+            result = await conn.execute(statement, values)
             if result.rowcount != 1:
                 await conn.rollback()
                 return None
             if change.insert_attempt is not None:
-                await conn.execute(
-                    insert(attempts).values(**_attempt_values(change.insert_attempt))
-                )
+                await conn.execute(_INSERT_ATTEMPT, _attempt_values(change.insert_attempt))
             if change.update_attempt is not None:
                 a = change.update_attempt
-                await conn.execute(
-                    update(attempts)
-                    .where(attempts.c.video_id == a.video_id, attempts.c.number == a.number)
-                    .values(**_attempt_values(a))
-                )
+                row = _attempt_values(a)
+                row.update(b_video_id=a.video_id, b_number=a.number)
+                await conn.execute(_UPDATE_ATTEMPT, row)
             if change.event is not None:
                 kind, body = change.event
                 stamp = int(time.time() * 1000)
                 event_id = (
                     await conn.execute(
-                        insert(task_events)
-                        .values(
-                            video_id=before.video_id,
-                            type=str(kind),
-                            payload=body,
-                            timestamp_ms=stamp,
-                            task_version=before.version + 1,
-                        )
-                        .returning(task_events.c.id)
+                        _INSERT_EVENT,
+                        {
+                            "video_id": before.video_id,
+                            "type": str(kind),
+                            "payload": body,
+                            "timestamp_ms": stamp,
+                            "task_version": before.version + 1,
+                        },
                     )
                 ).scalar_one()
                 stored_event = TaskEvent(

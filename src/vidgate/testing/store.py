@@ -89,6 +89,13 @@ class MemoryTaskStore:
         ]
         return min(due, default=None)
 
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        await asyncio.sleep(0)
+        counts: dict[TaskStatus, int] = {}
+        for row in self._tasks.values():
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
     async def events_after(self, video_id: str, after_id: int) -> list[TaskEvent]:
         await asyncio.sleep(0)
         return [
