@@ -943,3 +943,74 @@ async def test_a_write_with_a_quota_is_refused_at_the_limit(store: TaskStore) ->
     assert (await store.get(done.video_id)).status is TaskStatus.CANCELLED  # type: ignore[union-attr]
     await store.write(Write(before=done, after=again, quota=Quota(max_active=2)))
     assert (await store.get(done.video_id)).status is TaskStatus.QUEUED  # type: ignore[union-attr]
+
+
+# -- many writers at once (group commit on SQLite) -------------------------------------------
+
+
+async def test_concurrent_creates_and_writes_all_land_and_a_bad_one_fails_alone(
+    store: TaskStore,
+) -> None:
+    tasks = [make_task() for _ in range(40)]
+    duplicate = dataclasses.replace(tasks[7], prompt="same id twice")
+
+    outcomes = await asyncio.gather(
+        *(store.create(t) for t in tasks[:20]),
+        store.create(duplicate),
+        *(store.create(t) for t in tasks[20:]),
+        return_exceptions=True,
+    )
+
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], StoreUnavailable)
+    for task in tasks:
+        got = await store.get(task.video_id)
+        assert got is not None and got.prompt == "a cat on a skateboard"
+
+    # Writes queued together: each applies to its own task, a stale one is refused alone.
+    stale = await store.get(tasks[0].video_id)
+    assert stale is not None
+    moved = await store.write(Write(before=stale, after=dataclasses.replace(stale, progress=5)))
+    assert moved is not None
+    writes = [
+        Write(
+            before=stale,
+            after=dataclasses.replace(stale, progress=99),
+            event=(EventType.PROGRESS, {"progress": 99}),
+        )
+    ]
+    for task in tasks[1:]:
+        current = await store.get(task.video_id)
+        assert current is not None
+        writes.append(
+            Write(
+                before=current,
+                after=dataclasses.replace(current, progress=50),
+                event=(EventType.PROGRESS, {"progress": 50}),
+            )
+        )
+    results = await asyncio.gather(*(store.write(w) for w in writes))
+
+    assert results[0] is None
+    assert all(r is not None and r.event is not None for r in results[1:])
+    event_ids = [r.event.id for r in results[1:] if r is not None and r.event is not None]
+    assert len(set(event_ids)) == len(event_ids) == 39
+    assert (await store.get(tasks[0].video_id)).progress == 5  # type: ignore[union-attr]
+    assert await store.events_after(tasks[0].video_id, 0) == []
+    for task in tasks[1:]:
+        got = await store.get(task.video_id)
+        assert got is not None and got.progress == 50
+        [event] = await store.events_after(task.video_id, 0)
+        assert event.payload == {"progress": 50}
+
+
+async def test_sqlite_commits_queued_writes_together(tmp_path: Path) -> None:
+    sql = await SqlTaskStore.open(new_sqlite_url(tmp_path))
+    try:
+        group = sql._group
+        assert group is not None
+        await asyncio.gather(*(sql.create(make_task()) for _ in range(100)))
+        assert group.writes == 100
+        assert group.batches < 50  # one transaction per write would be 100
+    finally:
+        await sql.close()

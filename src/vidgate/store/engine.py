@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, make_url
@@ -15,6 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vidgate.store.base import StoreUnavailable
+from vidgate.store.group import GroupCommit
+
+T = TypeVar("T")
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -133,6 +136,11 @@ class SqlConnections:
         self._write_turn: asyncio.Lock | None = (
             asyncio.Lock() if engine.dialect.name == "sqlite" else None
         )
+        # The hot writes (creates, a task's transitions) queued behind that turn commit
+        # together (vidgate.store.group). PostgreSQL runs them side by side on its pool.
+        self._group: GroupCommit | None = (
+            GroupCommit(self._writing) if engine.dialect.name == "sqlite" else None
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -158,7 +166,18 @@ class SqlConnections:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database write failed: {type(exc).__name__}: {exc}") from exc
 
+    async def _write_together(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` in a write transaction, shared with other writes queued beside it
+        where the database has one writer; it returns once that transaction committed.
+        ``work`` must leave the transaction to its caller (no commit, no rollback)."""
+        if self._group is not None:
+            return await self._group.run(work)
+        async with self._writing() as conn:
+            return await work(conn)
+
     async def close(self) -> None:
+        if self._group is not None:
+            await self._group.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:

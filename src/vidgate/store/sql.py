@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.domain.events import TaskEvent
 from vidgate.domain.models import Task
@@ -212,7 +213,8 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         quota: Quota | None = None,
     ) -> Created:
         now = task.created_at
-        async with self._writing() as conn:
+
+        async def insert_task(conn: AsyncConnection) -> Created:
             if idempotency or quota:
                 await self._take_turn(conn, task.user_id)
             if idempotency is not None:
@@ -234,7 +236,9 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                         "expires_at": idempotency.expires_at,
                     },
                 )
-        return Created(task=task)
+            return Created(task=task)
+
+        return await self._write_together(insert_task)
 
     async def find_by_external_id(self, external_id: str) -> list[Task]:
         holders = select(attempts.c.video_id).where(attempts.c.external_id == external_id)
@@ -258,15 +262,15 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         if change.fence is not None:
             statement = _UPDATE_TASK_FENCED
             values["b_fence"] = change.fence
-        stored_event: TaskEvent | None = None
-        async with self._writing() as conn:
+
+        async def update_task(conn: AsyncConnection) -> tuple[bool, TaskEvent | None]:
+            """Whether the task was still as the change saw it, and the event stored."""
             if change.quota is not None:
                 await self._take_turn(conn, before.user_id)
                 await self._enforce(conn, before.user_id, change.quota, after.updated_at)
             result = await conn.execute(statement, values)
             if result.rowcount != 1:
-                await conn.rollback()
-                return None
+                return False, None  # nothing written; the transaction goes on for others
             if change.insert_attempt is not None:
                 await conn.execute(_INSERT_ATTEMPT, _attempt_values(change.insert_attempt))
             if change.update_attempt is not None:
@@ -274,29 +278,34 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                 row = _attempt_values(a)
                 row.update(b_video_id=a.video_id, b_number=a.number)
                 await conn.execute(_UPDATE_ATTEMPT, row)
-            if change.event is not None:
-                kind, body = change.event
-                stamp = int(time.time() * 1000)
-                event_id = (
-                    await conn.execute(
-                        _INSERT_EVENT,
-                        {
-                            "video_id": before.video_id,
-                            "type": str(kind),
-                            "payload": body,
-                            "timestamp_ms": stamp,
-                            "task_version": before.version + 1,
-                        },
-                    )
-                ).scalar_one()
-                stored_event = TaskEvent(
-                    id=event_id,
-                    video_id=before.video_id,
-                    type=kind,
-                    payload=body,
-                    timestamp_ms=stamp,
-                    task_version=before.version + 1,
+            if change.event is None:
+                return True, None
+            kind, body = change.event
+            stamp = int(time.time() * 1000)
+            event_id = (
+                await conn.execute(
+                    _INSERT_EVENT,
+                    {
+                        "video_id": before.video_id,
+                        "type": str(kind),
+                        "payload": body,
+                        "timestamp_ms": stamp,
+                        "task_version": before.version + 1,
+                    },
                 )
+            ).scalar_one()
+            return True, TaskEvent(
+                id=event_id,
+                video_id=before.video_id,
+                type=kind,
+                payload=body,
+                timestamp_ms=stamp,
+                task_version=before.version + 1,
+            )
+
+        current, stored_event = await self._write_together(update_task)
+        if not current:
+            return None
         merged = change.merged_attempts()
         written = dataclasses.replace(after, version=before.version + 1, attempts=merged)
         return Written(task=written, event=stored_event)
