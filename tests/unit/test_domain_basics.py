@@ -8,7 +8,7 @@ import re
 import pytest
 
 from vidgate.domain import ids
-from vidgate.domain.schedule import PollPolicy, backoff_delay, next_poll_delay
+from vidgate.domain.schedule import JobDurations, PollPolicy, backoff_delay, next_poll_delay
 from vidgate.domain.status import TERMINAL, TaskStatus
 from vidgate.engine.observe import task_status_of
 from vidgate.providers.openai import job_status
@@ -109,6 +109,38 @@ def test_poll_follows_expected_remaining_time() -> None:
     assert next_poll_delay(since_submit=600, progress=1, policy=policy) == 20.0
     # No progress yet: back off with age.
     assert next_poll_delay(since_submit=8, progress=0, policy=policy) == pytest.approx(4.0)
+
+
+def test_a_learned_duration_puts_the_next_look_just_after_the_expected_end() -> None:
+    policy = PollPolicy(minimum=0.5, maximum=20, jitter=0.1)
+    rng = random.Random(3)
+    # Just submitted, such jobs take 5 s: one look at 5 s to 5.5 s, never before.
+    first = [next_poll_delay(since_submit=0, progress=0, policy=policy, expected=5, rng=rng)]
+    first += [
+        next_poll_delay(since_submit=0, progress=0, policy=policy, expected=5, rng=rng)
+        for _ in range(50)
+    ]
+    assert all(5.0 <= d <= 5.5 for d in first) and len(set(first)) > 40
+    # Still far from the end of a long job: the maximum interval still holds.
+    assert next_poll_delay(since_submit=10, progress=3, policy=policy, expected=300) <= 22
+    # Past the expected end: the progress rate decides again, never below the minimum.
+    late = next_poll_delay(since_submit=6, progress=95, policy=policy, expected=5, rng=rng)
+    assert 0.45 <= late <= 0.55
+
+
+def test_job_durations_learn_the_lower_quartile_per_kind() -> None:
+    durations = JobDurations(window=8, least=3)
+    kind = ("sim", "sora-2", "4")
+    durations.observe(kind, 5.4)
+    durations.observe(kind, 5.1)
+    assert durations.expected(kind) is None  # too few to go by
+    for seconds in (5.2, 9.0, 5.3, 5.6, 5.0, 7.5):
+        durations.observe(kind, seconds)
+    assert durations.expected(kind) == 5.1  # 5.0 5.1 5.2 5.3 5.4 5.6 7.5 9.0
+    assert durations.expected(("sim", "sora-2", "8")) is None
+    for _ in range(8):
+        durations.observe(kind, 20.0)  # the window moves on
+    assert durations.expected(kind) == 20.0
 
 
 def test_poll_jitter_spreads_tasks_created_together() -> None:

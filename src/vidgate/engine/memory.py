@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
+from vidgate.domain.schedule import JobDurations
 from vidgate.engine.limits import ProviderGate
 
 
@@ -33,6 +34,8 @@ class ProcessMemory:
     ``unconfirmed``: videoId -> "completed" answers seen without a playable video.
         Absent: none, so a task is failed for it only after that many answers in a row
         seen by one process, never on a single inconsistent answer.
+    ``durations``: how long recent jobs of each provider, model and clip length took.
+        Absent: polls follow the progress rate alone, as for a job never seen before.
     """
 
     gates: dict[str, ProviderGate] = dataclasses.field(default_factory=dict)
@@ -40,6 +43,7 @@ class ProcessMemory:
     failures: dict[str, int] = dataclasses.field(default_factory=dict)
     uncertain: dict[tuple[str, int], bool] = dataclasses.field(default_factory=dict)
     unconfirmed: dict[str, int] = dataclasses.field(default_factory=dict)
+    durations: JobDurations = dataclasses.field(default_factory=JobDurations)
 
     def maybe_received(self, video_id: str, number: int) -> bool:
         """Whether the upstream may hold a job of this attempt (unknown: it may)."""

@@ -161,7 +161,18 @@ class Poller:
         )
         # An estimated progress says nothing of the job's real pace: schedule by age alone.
         pace = after.progress if job.progress is not None else 0
-        delay = next_poll_delay(since_submit=since, progress=pace, policy=self.config.poll)
+        kind = (provider.name, task.model, task.seconds or "")
+        if after.status is TaskStatus.COMPLETED and not first:
+            # Up to when this look was due: a look the engine started late (under load)
+            # must not teach it that such jobs take longer.
+            late = (now - task.next_check_at).total_seconds() if task.next_check_at else 0.0
+            self.memory.durations.observe(kind, since - max(0.0, late))
+        delay = next_poll_delay(
+            since_submit=since,
+            progress=pace,
+            policy=self.config.poll,
+            expected=self.memory.durations.expected(kind),
+        )
         result = await self.outcomes.commit(task, after, delay=delay, attempt=updated)
         if first and result is not None:
             logger.info(
