@@ -20,7 +20,7 @@ class ApiKeyQueries(SqlConnections):
             await conn.execute(insert(api_keys).values(**dataclasses.asdict(key)))
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
         return None if row is None else ApiKey(**row._mapping)
 

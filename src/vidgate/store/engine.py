@@ -54,6 +54,8 @@ def async_url(url: str) -> str:
 DEFAULT_POOL_SIZE = 10
 DEFAULT_MAX_OVERFLOW = 10
 DEFAULT_POOL_TIMEOUT = 30.0
+# Write transactions open at once per process on PostgreSQL (vidgate.store.group).
+GROUP_LANES = 4
 
 
 def make_engine(
@@ -108,7 +110,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        writes = conn.get_execution_options().get("vidgate_write", False)
+        options = conn.get_execution_options()
+        if options.get("vidgate_single", False):
+            return  # one statement in autocommit mode: a transaction by itself
+        writes = options.get("vidgate_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
@@ -122,6 +127,11 @@ class SqlConnections:
         self._engine = engine
         self._writer = engine.execution_options(vidgate_write=True)
         self._reader = engine
+        # A read of one statement needs no transaction around it: no BEGIN and no
+        # ROLLBACK, two round trips (and on SQLite two thread hops) fewer.
+        self._one_reader = engine.execution_options(
+            isolation_level="AUTOCOMMIT", vidgate_single=True
+        )
         if engine.dialect.name == "postgresql":
             # A read that takes several statements (a task, then its attempts) sees one
             # snapshot, as it does in SQLite's WAL mode; read-only transactions at this
@@ -137,10 +147,10 @@ class SqlConnections:
             asyncio.Lock() if engine.dialect.name == "sqlite" else None
         )
         # The hot writes (creates, a task's transitions) queued behind that turn commit
-        # together (vidgate.store.group). PostgreSQL runs them side by side on its pool.
-        self._group: GroupCommit | None = (
-            GroupCommit(self._writing) if engine.dialect.name == "sqlite" else None
-        )
+        # together (vidgate.store.group). PostgreSQL has writers side by side: a few
+        # transactions at once, each taking what queued meanwhile.
+        sqlite = engine.dialect.name == "sqlite"
+        self._group = GroupCommit(self._writing, lanes=1 if sqlite else GROUP_LANES)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -148,9 +158,11 @@ class SqlConnections:
 
     # Database errors stop here: callers see StoreUnavailable, never SQLAlchemy.
     @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+    async def _reading(self, *, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection to read with: in one snapshot, or (``one_statement``) outside any
+        transaction for a read that is a single statement, atomic by itself."""
         try:
-            async with self._reader.connect() as conn:
+            async with (self._one_reader if one_statement else self._reader).connect() as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database read failed: {type(exc).__name__}: {exc}") from exc
@@ -166,18 +178,22 @@ class SqlConnections:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database write failed: {type(exc).__name__}: {exc}") from exc
 
-    async def _write_together(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """``work`` in a write transaction, shared with other writes queued beside it
-        where the database has one writer; it returns once that transaction committed.
-        ``work`` must leave the transaction to its caller (no commit, no rollback)."""
-        if self._group is not None:
-            return await self._group.run(work)
-        async with self._writing() as conn:
-            return await work(conn)
+    async def _write_together(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, takes_turns: bool = False
+    ) -> T:
+        """``work`` in a write transaction shared with other writes queued beside it; it
+        returns once that transaction committed. ``work`` must leave the transaction to
+        its caller (no commit, no rollback). A write that ``takes_turns`` (a user's turn
+        lock, for idempotency keys and quotas) has a transaction of its own on
+        PostgreSQL: two batches taking two users' turns in opposite orders would deadlock.
+        """
+        if takes_turns and self._write_turn is None:
+            async with self._writing() as conn:
+                return await work(conn)
+        return await self._group.run(work)
 
     async def close(self) -> None:
-        if self._group is not None:
-            await self._group.close()
+        await self._group.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:

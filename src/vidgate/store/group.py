@@ -36,11 +36,14 @@ MAX_BATCH = 256  # writes per transaction: bounds how long the write lock is hel
 class GroupCommit:
     """Runs ``work(conn)`` functions in shared write transactions opened by ``transaction``."""
 
-    def __init__(self, transaction: Transaction, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, transaction: Transaction, *, max_batch: int = MAX_BATCH, lanes: int = 1
+    ) -> None:
         self._transaction = transaction
         self._max_batch = max_batch
+        self._lanes = lanes  # transactions open at once (SQLite: 1, its one writer)
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: set[asyncio.Task[None]] = set()
         self.batches = 0  # transactions committed, for tests and the benchmark
         self.writes = 0
 
@@ -48,15 +51,26 @@ class GroupCommit:
         """``work``'s result once its transaction has committed (or its exception)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((work, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._drain(), name="vidgate-group-commit")
+        if len(self._runners) < self._lanes:
+            runner = asyncio.create_task(self._drain(), name="vidgate-group-commit")
+            self._runners.add(runner)
         return await future
 
     async def close(self) -> None:
-        if self._runner is not None and not self._runner.done():
-            await asyncio.wait([self._runner])
+        if self._runners:
+            await asyncio.wait(list(self._runners))
 
     async def _drain(self) -> None:
+        try:
+            await self._take_batches()
+        finally:
+            # Leaves the set in the same step as it finds the queue empty: a write queued
+            # after this starts a runner of its own, never waits for one that has ended.
+            runner = asyncio.current_task()
+            if runner is not None:
+                self._runners.discard(runner)
+
+    async def _take_batches(self) -> None:
         while self._queue:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]

@@ -161,7 +161,7 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         query = select(attempts.c.external_id).where(
             attempts.c.provider == provider, attempts.c.external_id.in_(external_ids)
         )
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             return {row[0] for row in (await conn.execute(query)).all()}
 
     async def running_jobs(self, *, provider: str) -> int:
@@ -175,7 +175,7 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                 tasks.c.status.in_([str(s) for s in ACTIVE]),
             )
         )
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def next_due(self, now: datetime) -> datetime | None:
@@ -183,13 +183,13 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
             tasks.c.status.in_([str(s) for s in ACTIVE]),
             or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < now),
         )
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             value = (await conn.execute(query)).scalar()
         return tasks.c.next_check_at.type.process_result_value(value, self._engine.dialect)  # type: ignore[attr-defined,no-any-return]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             rows = (await conn.execute(query)).all()
         return {TaskStatus(status): int(count) for status, count in rows}
 
@@ -199,7 +199,7 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
             .where(task_events.c.video_id == video_id, task_events.c.id > after_id)
             .order_by(task_events.c.id)
         )
-        async with self._reading() as conn:
+        async with self._reading(one_statement=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_event(row) for row in rows]
 
@@ -238,7 +238,7 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                 )
             return Created(task=task)
 
-        return await self._write_together(insert_task)
+        return await self._write_together(insert_task, takes_turns=bool(idempotency or quota))
 
     async def find_by_external_id(self, external_id: str) -> list[Task]:
         holders = select(attempts.c.video_id).where(attempts.c.external_id == external_id)
@@ -303,7 +303,9 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
                 task_version=before.version + 1,
             )
 
-        current, stored_event = await self._write_together(update_task)
+        current, stored_event = await self._write_together(
+            update_task, takes_turns=change.quota is not None
+        )
         if not current:
             return None
         merged = change.merged_attempts()
