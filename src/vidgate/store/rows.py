@@ -3,7 +3,7 @@ as, and the Task, Attempt and TaskEvent a row reads back as."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
@@ -13,10 +13,33 @@ from vidgate.domain.events import EventType, TaskEvent
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.request import VideoParams
 from vidgate.domain.status import TaskStatus
-from vidgate.store.schema import attempts
+from vidgate.store.schema import attempts, tasks
 
 # The attempts of a set of tasks: one prepared statement for any number of ids.
 _ATTEMPTS_OF = select(attempts).where(attempts.c.video_id.in_(bindparam("b_ids", expanding=True)))
+
+# One task and its attempts in one statement (one row per attempt, or one with NULL
+# attempt columns): atomic by itself, so it needs no transaction around it.
+_A = "attempt_"
+_ATTEMPT_COLUMNS = [column.name for column in attempts.c]
+TASK_WITH_ATTEMPTS = (
+    select(tasks, *(column.label(_A + column.name) for column in attempts.c))
+    .select_from(tasks.outerjoin(attempts, attempts.c.video_id == tasks.c.video_id))
+    .where(tasks.c.video_id == bindparam("b_video_id"))
+)
+
+
+def task_from_joined(rows: Sequence[Row[Any]]) -> Task | None:
+    """The task of ``TASK_WITH_ATTEMPTS``'s rows (None when there are none)."""
+    if not rows:
+        return None
+    found = [
+        _attempt({name: row._mapping[_A + name] for name in _ATTEMPT_COLUMNS})
+        for row in rows
+        if row._mapping[_A + "number"] is not None
+    ]
+    return _task(rows[0], found)
+
 
 # -- mapping -------------------------------------------------------------------------------
 
@@ -108,8 +131,7 @@ def _task(row: Row[Any], attempt_rows: Iterable[Attempt]) -> Task:
     )
 
 
-def _attempt(row: Row[Any]) -> Attempt:
-    m = row._mapping
+def _attempt(m: Mapping[Any, Any]) -> Attempt:
     return Attempt(
         video_id=m["video_id"],
         number=m["number"],
@@ -147,6 +169,6 @@ async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
     found = (await conn.execute(_ATTEMPTS_OF, {"b_ids": ids})).all()
     by_task: dict[str, list[Attempt]] = {}
     for attempt_row in found:
-        item = _attempt(attempt_row)
+        item = _attempt(attempt_row._mapping)
         by_task.setdefault(item.video_id, []).append(item)
     return [_task(row, by_task.get(row._mapping["video_id"], [])) for row in rows]

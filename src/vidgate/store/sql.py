@@ -34,7 +34,14 @@ from vidgate.store.engine import (
     async_url,
     make_engine,
 )
-from vidgate.store.rows import _attempt_values, _event, _task_values, _with_attempts
+from vidgate.store.rows import (
+    TASK_WITH_ATTEMPTS,
+    _attempt_values,
+    _event,
+    _task_values,
+    _with_attempts,
+    task_from_joined,
+)
 from vidgate.store.schema import attempts, idempotency_keys, task_events, tasks
 
 __all__ = [
@@ -52,7 +59,6 @@ logger = logging.getLogger(__name__)
 # skips building the statement and walking it for its cache key on every call, which was
 # a fifth of the CPU of a create or a poll's write (docs/BENCHMARKS.md). An UPDATE built
 # without .values() sets the columns named in the dict it is executed with.
-_GET_TASK = select(tasks).where(tasks.c.video_id == bindparam("b_video_id"))
 _INSERT_TASK = insert(tasks)
 _INSERT_ATTEMPT = insert(attempts)
 _INSERT_KEY = insert(idempotency_keys)
@@ -103,12 +109,9 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, video_id: str) -> Task | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(_GET_TASK, {"b_video_id": video_id})).first()
-            if row is None:
-                return None
-            loaded = await _with_attempts(conn, [row])
-        return loaded[0]
+        async with self._reading(one_statement=True) as conn:
+            rows = (await conn.execute(TASK_WITH_ATTEMPTS, {"b_video_id": video_id})).all()
+        return task_from_joined(rows)
 
     async def list_page(
         self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
