@@ -202,6 +202,20 @@ async def short_phase(
     }
 
 
+def peak_memory_mb(child: Child) -> float | None:
+    """The most resident memory the process has had so far (Linux's VmHWM), in MB."""
+    if child.process is None:
+        return None
+    try:
+        status = Path(f"/proc/{child.process.pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
+
+
 def _pair(values: Sequence[float] | None) -> dict[str, float | None]:
     """p50 and p99 from a ``percentile_cont(ARRAY[0.5, 0.99])`` result."""
     p50, p99 = (None, None) if values is None else (float(values[0]), float(values[1]))
@@ -417,6 +431,12 @@ def render(result: dict[str, Any]) -> str:
         f"{t['cpuBusyCores']:.2f} of {result['machine']['cpus']}  "
         + ", ".join(f"{k} {v:.1f} s" for k, v in t["cpuSeconds"].items() if v is not None),
     )
+    memory = result.get("peakMemoryMb") or {}
+    if memory:
+        add(
+            "peak memory",
+            ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items() if v is not None),
+        )
     width = max(len(label) for label, value in rows if value) + 2
     return "\n".join(f"{label:<{width}}{value}".rstrip() for label, value in rows)
 
@@ -584,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return figures
 
         figures = asyncio.run(run_benchmark(options, api, sim_origin, database_url, cpu))
+        figures["peakMemoryMb"] = {child.name: peak_memory_mb(child) for child in children}
     except KeyboardInterrupt:
         log("interrupted; stopping processes")
         return 130
