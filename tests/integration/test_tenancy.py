@@ -200,7 +200,10 @@ async def test_idempotent_create(gateway: tuple[VidgateServer, SimulatorServer])
             assert refused.status_code == 400, bad
             assert error_of(refused)["code"] == "INVALID_IDEMPOTENCY_KEY"
 
-        # 20 identical creates at once: one task, one upstream job.
+        # 20 identical creates at once: one task, one upstream job. The tasks above are
+        # submitted first, so that the count below sees only the burst's job.
+        await wait_status(alice, video_id, "COMPLETED")
+        await wait_status(bob, bobs.json()["data"]["videoId"], "COMPLETED")
         jobs_before = int(simulator.stats()["jobsCreated"])  # type: ignore[call-overload]
         burst = {"Idempotency-Key": "burst-" + uuid.uuid4().hex}
         answers = await asyncio.gather(
@@ -211,8 +214,6 @@ async def test_idempotent_create(gateway: tuple[VidgateServer, SimulatorServer])
         assert len(ids) == 1
         assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 19
         await wait_status(alice, ids.pop(), "COMPLETED")
-        await wait_status(alice, video_id, "COMPLETED")
-        await wait_status(bob, bobs.json()["data"]["videoId"], "COMPLETED")
         assert int(simulator.stats()["jobsCreated"]) == jobs_before + 1  # type: ignore[call-overload]
         listed = (await alice.get("/api/video/tasks", params={"limit": 100})).json()["data"]
         assert len(listed["items"]) == 2
