@@ -129,9 +129,8 @@ class SqlConnections:
         self._reader = engine
         # A read of one statement needs no transaction around it: no BEGIN and no
         # ROLLBACK, two round trips (and on SQLite two thread hops) fewer.
-        self._one_reader = engine.execution_options(
-            isolation_level="AUTOCOMMIT", vidgate_single=True
-        )
+        # (SQLite: no BEGIN is sent, see _tune_sqlite; PostgreSQL: autocommit.)
+        self._one_reader = engine.execution_options(vidgate_single=True)
         if engine.dialect.name == "postgresql":
             # A read that takes several statements (a task, then its attempts) sees one
             # snapshot, as it does in SQLite's WAL mode; read-only transactions at this
@@ -140,6 +139,7 @@ class SqlConnections:
             self._reader = engine.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
+            self._one_reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite has one writer at a time. Writers of this process queue here instead of
         # racing for the file lock, whose busy handler sleeps in fixed steps of up to
         # 100 ms; other processes are still kept out by the lock and busy_timeout.
