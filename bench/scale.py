@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import shutil
@@ -41,6 +42,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.databases; bench/ itself is already on the path
@@ -202,6 +204,47 @@ async def short_phase(
     }
 
 
+LAG_METRIC = "vidgate_engine_check_lag_seconds"
+
+
+async def check_lag_buckets(client: httpx.AsyncClient, urls: Sequence[str]) -> dict[float, float]:
+    """The workers' check lag histogram from their ``/metrics``: cumulative count per bucket
+    bound (``le``), summed over the workers. The engine observes, as it starts each step, how
+    long after the task's due time that is."""
+    totals: dict[float, float] = {}
+    for url in urls:
+        text = (await client.get(url)).text
+        for family in text_string_to_metric_families(text):
+            if family.name != LAG_METRIC:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    bound = float(sample.labels["le"])
+                    totals[bound] = totals.get(bound, 0.0) + sample.value
+    return totals
+
+
+def lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """Checks started between two readings, the share of them within 1 s and 5 s of their
+    due time, and the bucket bounds p50 and p99 fall under."""
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = delta.get(math.inf, 0.0)
+
+    def under(q: float) -> float | None:
+        return next((b for b, n in delta.items() if total and n >= q * total), None)
+
+    def share(bound: float) -> float | None:
+        return delta.get(bound, 0.0) / total if total else None
+
+    return {
+        "checks": int(total),
+        "within1s": share(1.0),
+        "within5s": share(5.0),
+        "p50AtMost": under(0.5),
+        "p99AtMost": under(0.99),
+    }
+
+
 def peak_memory_mb(child: Child) -> float | None:
     """The most resident memory the process has had so far (Linux's VmHWM), in MB."""
     if child.process is None:
@@ -228,6 +271,7 @@ async def tracking_phase(
     db: asyncpg.Connection,
     cpu: Callable[[], dict[str, float | None]],
     first_post: float,
+    metrics_urls: Sequence[str],
 ) -> dict[str, Any]:
     """Sample the tasks table while the long jobs run; polls handled from the simulator."""
     # No long job can finish before first_post + job_seconds: stop the window before that,
@@ -244,6 +288,7 @@ async def tracking_phase(
         window = min(options.window, latest_end - time.time())
     log(f"tracking phase: sampling for {window:.0f} s")
     before = (await sim.get("/_sim/stats")).json()
+    lag_before = await check_lag_buckets(sim, metrics_urls)
     cpu_before, start = cpu(), time.perf_counter()
     samples: list[dict[str, Any]] = []
     while True:
@@ -255,6 +300,7 @@ async def tracking_phase(
     seconds = time.perf_counter() - start
     after = (await sim.get("/_sim/stats")).json()
     cpu_used = cpu_delta(cpu_before, cpu())
+    check_lag = lag_summary(lag_before, await check_lag_buckets(sim, metrics_urls))
     polls = poll_count(after) - poll_count(before)
 
     def worst(key: str) -> float | None:
@@ -289,6 +335,7 @@ async def tracking_phase(
         "cpuSeconds": cpu_used,
         "cpuBusyCores": sum(v for k, v in cpu_used.items() if v is not None and k != "postgres")
         / seconds,
+        "checkLag": check_lag,
         "sampleRows": samples,
     }
 
@@ -304,6 +351,7 @@ async def run_benchmark(
     sim_origin: str,
     database_url: str,
     cpu: Callable[[], dict[str, float | None]],
+    metrics_urls: Sequence[str],
 ) -> dict[str, Any]:
     limits = httpx.Limits(
         max_connections=options.concurrency, max_keepalive_connections=options.concurrency
@@ -318,11 +366,14 @@ async def run_benchmark(
             await sim.post("/_sim/faults", json={"job_seconds": options.job_seconds})
             log(f"creation phase: {options.tasks} tasks of {options.job_seconds:g} s")
             stats_before = (await sim.get("/_sim/stats")).json()
+            lag_before = await check_lag_buckets(sim, metrics_urls)
             cpu_before = cpu()
             creation = await create_tasks(
                 client, options.tasks, options.concurrency, "long", unique=options.unique_prompts
             )
             creation["cpuSeconds"] = cpu_delta(cpu_before, cpu())
+            lag_after = await check_lag_buckets(sim, metrics_urls)
+            creation["checkLag"] = lag_summary(lag_before, lag_after)
             stats_after = (await sim.get("/_sim/stats")).json()
             creation["upstreamCreatesDuringCreation"] = int(
                 stats_after["requests"].get("POST /videos", 0)
@@ -331,13 +382,26 @@ async def run_benchmark(
                 f"created {creation['created']} in {creation['seconds']:.1f} s "
                 f"({creation['tasksPerSecond'] or 0:.0f}/s)"
             )
-            tracking = await tracking_phase(options, sim, db, cpu, creation["startedAt"])
+            tracking = await tracking_phase(
+                options, sim, db, cpu, creation["startedAt"], metrics_urls
+            )
     finally:
         await db.close()
     return {"short": short, "creation": creation, "tracking": tracking}
 
 
 # -- output ------------------------------------------------------------------------------
+
+
+def lag_line(lag: dict[str, Any]) -> str:
+    """How late the workers' checks started (their own histogram, by bucket bound)."""
+    if not lag["checks"]:
+        return "no checks started"
+    return (
+        f"{lag['checks']} checks: {pct(lag['within1s'])} within 1 s of due, "
+        f"{pct(lag['within5s'])} within 5 s; p50 <= {secs(lag['p50AtMost'])}, "
+        f"p99 <= {secs(lag['p99AtMost'])}"
+    )
 
 
 def secs(value: object) -> str:
@@ -404,6 +468,7 @@ def render(result: dict[str, Any]) -> str:
     d = c["postLatencySeconds"]
     add("POST latency", f"p50 {ms(d['p50'])}  p99 {ms(d['p99'])}  max {ms(d['max'])}")
     add("upstream creates meanwhile", str(c["upstreamCreatesDuringCreation"]))
+    add("check start lag (/metrics)", lag_line(c["checkLag"]))
     t = result["tracking"]
     section(
         f"in-flight tracking: {t['samples']} samples over {t['windowSeconds']:.0f} s, "
@@ -415,6 +480,7 @@ def render(result: dict[str, Any]) -> str:
         f"p50 {secs(t['lagP50Mean'])}  p99 {secs(t['lagP99Mean'])} (mean of samples)  "
         f"worst p99 {secs(t['lagP99Worst'])}  max {secs(t['lagMaxWorst'])}",
     )
+    add("check start lag (/metrics)", lag_line(t["checkLag"]))
     add(
         "overdue > 1 s / > 5 s",
         f"{pct(t['overdue1sMeanFraction'])} / {pct(t['overdue5sMeanFraction'])} of in-flight "
@@ -603,7 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures["bench"] = time.process_time()
             return figures
 
-        figures = asyncio.run(run_benchmark(options, api, sim_origin, database_url, cpu))
+        metrics_urls = [f"http://127.0.0.1:{port}/metrics" for _, port in workers]
+        figures = asyncio.run(
+            run_benchmark(options, api, sim_origin, database_url, cpu, metrics_urls)
+        )
         figures["peakMemoryMb"] = {child.name: peak_memory_mb(child) for child in children}
     except KeyboardInterrupt:
         log("interrupted; stopping processes")
