@@ -923,3 +923,27 @@ async def test_an_answer_about_another_job_is_not_applied(make_rig: MakeRig) -> 
     rig.provider.complete(task.external_id, url=CDN)  # its own job still counts
     done = await rig.done(task.video_id)
     assert done.status is TaskStatus.COMPLETED and done.video_url == CDN
+
+
+async def test_a_create_answered_with_another_tasks_job_is_not_taken(make_rig: MakeRig) -> None:
+    # An upstream whose idempotency is broken hands a second task the first one's job: the
+    # second task must not take it over, nor be sent again (it could pay twice).
+    rig = await make_rig()
+    rig.engine()
+    first = await rig.submitted((await rig.create()).video_id)
+    assert first.external_id is not None
+    rig.provider.respond_next(
+        "create", job(first.external_id, status=TaskStatus.QUEUED, raw_status="queued")
+    )
+
+    second = await rig.done((await rig.create()).video_id)
+
+    assert second.status is TaskStatus.FAILED
+    assert second.error is not None and second.error.code == "SUBMISSION_UNCERTAIN"
+    assert first.external_id in second.error.message
+    [attempt] = second.attempts
+    assert attempt.external_id is None  # the job stays the first task's alone
+    assert len(rig.provider.calls_to("create")) == 2  # not sent a third time
+    rig.provider.complete(first.external_id, url=CDN)
+    done = await rig.done(first.video_id)
+    assert done.status is TaskStatus.COMPLETED and done.video_url == CDN

@@ -30,7 +30,7 @@ from vidgate.providers.base import (
     UpstreamError,
     UpstreamRejected,
 )
-from vidgate.store.base import TaskStore, Write
+from vidgate.store.base import StoreUnavailable, TaskStore, Write
 
 logger = logging.getLogger(__name__)
 
@@ -199,20 +199,36 @@ class Submitter:
             return
         gate.breaker.success()
         self.memory.failures.pop(task.video_id, None)
-        if await self.store.known_external_ids(
-            provider=provider.name, external_ids=[job.external_id]
-        ):
-            # The upstream answered with a job another attempt already owns: its
-            # idempotency is broken. Sending again could pay twice; stop here.
+        self.memory.uncertain.pop(key, None)
+        try:
+            await self.poller.apply(task, attempt, provider, job, first=True)
+        except StoreUnavailable:
+            # The store keeps each upstream job to one attempt, and refused this one: the
+            # upstream answered with a job another attempt owns, so its idempotency is
+            # broken. Sending again could pay twice; stop here. (Asked only now, after
+            # the refusal: one read fewer for every submission that is fine.)
+            if not await self._owned_elsewhere(task, attempt, provider, job.external_id):
+                raise
             await self.outcomes.uncertain_submission(
                 task,
                 attempt,
                 f"The upstream answered with job {job.external_id}, which belongs to another "
                 "task; not submitting again.",
             )
-            return
-        self.memory.uncertain.pop(key, None)
-        await self.poller.apply(task, attempt, provider, job, first=True)
+
+    async def _owned_elsewhere(
+        self, task: Task, attempt: Attempt, provider: Provider, external_id: str
+    ) -> bool:
+        """Whether another attempt (of this task or another) has recorded the job."""
+        for holder in await self.store.find_by_external_id(external_id):
+            for other in holder.attempts:
+                if (
+                    other.external_id == external_id
+                    and other.provider == provider.name
+                    and (holder.video_id, other.number) != (task.video_id, attempt.number)
+                ):
+                    return True
+        return False
 
     async def _rejected(
         self, task: Task, attempt: Attempt, provider: Provider, exc: UpstreamRejected
