@@ -8,12 +8,16 @@ loopback through ``PooledTransport``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from vidgate.providers.base import UpstreamUnavailable
 from vidgate.providers.http import HttpUpstream
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def _closed_port() -> int:
@@ -22,21 +26,42 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _server(handler: object) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+@contextlib.asynccontextmanager
+async def upstream_on(
+    handler: Handler, *, read_timeout: float = 2, credentials: dict[str, str] | None = None
+) -> AsyncIterator[HttpUpstream]:
+    """An ``HttpUpstream`` in front of a loopback server answering with ``handler``."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+    upstream = HttpUpstream(
+        "t",
+        f"http://127.0.0.1:{port}",
+        timeout=read_timeout,
+        max_concurrency=4,
+        credentials=credentials,
+    )
+    try:
+        yield upstream
+    finally:
+        await upstream.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def failure_of(upstream: HttpUpstream) -> UpstreamUnavailable:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream.call("POST", "/videos", json={"prompt": "x"})
+    return caught.value
 
 
 async def test_a_refused_connection_was_certainly_not_received() -> None:
     upstream = HttpUpstream("t", f"http://127.0.0.1:{_closed_port()}", timeout=2, max_concurrency=4)
     try:
-        with pytest.raises(UpstreamUnavailable) as caught:
-            await upstream.call("POST", "/videos", json={"prompt": "x"})
-        assert caught.value.maybe_received is False
-        assert "cannot connect" in str(caught.value)
+        failure = await failure_of(upstream)
     finally:
         await upstream.aclose()
+    assert failure.maybe_received is False
+    assert "cannot connect" in str(failure)
 
 
 async def test_a_connection_closed_after_the_request_may_have_been_received() -> None:
@@ -44,16 +69,8 @@ async def test_a_connection_closed_after_the_request_may_have_been_received() ->
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
-    server, url = await _server(read_then_hang_up)
-    upstream = HttpUpstream("t", url, timeout=2, max_concurrency=4)
-    try:
-        with pytest.raises(UpstreamUnavailable) as caught:
-            await upstream.call("POST", "/videos", json={"prompt": "x"})
-        assert caught.value.maybe_received is True
-    finally:
-        await upstream.aclose()
-        server.close()
-        await server.wait_closed()
+    async with upstream_on(read_then_hang_up) as upstream:
+        assert (await failure_of(upstream)).maybe_received is True
 
 
 async def test_a_body_cut_short_may_have_been_received() -> None:
@@ -64,16 +81,8 @@ async def test_a_body_cut_short_may_have_been_received() -> None:
         await writer.drain()
         writer.close()
 
-    server, url = await _server(half_an_answer)
-    upstream = HttpUpstream("t", url, timeout=2, max_concurrency=4)
-    try:
-        with pytest.raises(UpstreamUnavailable) as caught:
-            await upstream.call("POST", "/videos", json={"prompt": "x"})
-        assert caught.value.maybe_received is True
-    finally:
-        await upstream.aclose()
-        server.close()
-        await server.wait_closed()
+    async with upstream_on(half_an_answer) as upstream:
+        assert (await failure_of(upstream)).maybe_received is True
 
 
 async def test_a_silent_upstream_times_out_as_maybe_received() -> None:
@@ -84,17 +93,10 @@ async def test_a_silent_upstream_times_out_as_maybe_received() -> None:
         finally:
             writer.close()
 
-    server, url = await _server(never_answer)
-    upstream = HttpUpstream("t", url, timeout=0.3, max_concurrency=4)
-    try:
-        with pytest.raises(UpstreamUnavailable) as caught:
-            await upstream.call("POST", "/videos", json={"prompt": "x"})
-        assert caught.value.maybe_received is True
-        assert "timed out" in str(caught.value)
-    finally:
-        await upstream.aclose()
-        server.close()
-        await server.wait_closed()
+    async with upstream_on(never_answer, read_timeout=0.3) as upstream:
+        failure = await failure_of(upstream)
+    assert failure.maybe_received is True
+    assert "timed out" in str(failure)
 
 
 async def test_answers_and_credentials_pass_through() -> None:
@@ -111,16 +113,8 @@ async def test_answers_and_credentials_pass_through() -> None:
         await writer.drain()
         writer.close()
 
-    server, url = await _server(echo)
-    upstream = HttpUpstream(
-        "t", url, timeout=2, max_concurrency=4, credentials={"Authorization": "Bearer k"}
-    )
-    try:
+    async with upstream_on(echo, credentials={"Authorization": "Bearer k"}) as upstream:
         answer = await upstream.call("GET", "/videos/video_1")
-        assert (answer.status, answer.body) == (201, {"id": "video_1", "status": "queued"})
-        assert answer.reason == "Created"
-        assert b"authorization: Bearer k" in seen[0].lower().replace(b"bearer", b"Bearer")
-    finally:
-        await upstream.aclose()
-        server.close()
-        await server.wait_closed()
+    assert (answer.status, answer.body) == (201, {"id": "video_1", "status": "queued"})
+    assert answer.reason == "Created"
+    assert b"\r\nauthorization: bearer k\r\n" in seen[0].lower()
