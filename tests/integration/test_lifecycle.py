@@ -11,15 +11,15 @@ from typing import Any
 import av
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from tests.databases import DATABASES, query
+from tests.kinds import follow
 from tests.support import VidgateServer
 
 VIDEO_ID = re.compile(
     r"^video_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 )
-TERMINAL = {"taskCompleted", "taskFailed", "taskCancelled"}
 
 
 @pytest.fixture(params=DATABASES)
@@ -35,21 +35,6 @@ async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     assert envelope["success"] is True
     data: dict[str, Any] = envelope["data"]
     return data
-
-
-async def follow(ws: ClientConnection, within: float = 30) -> list[dict[str, Any]]:
-    """Every message up to and including the first terminal one."""
-    seen: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            seen.append(message)
-            if message["type"] in TERMINAL:
-                return
-
-    await asyncio.wait_for(read(), within)
-    return seen
 
 
 def mp4_duration(data: bytes) -> float:
@@ -83,7 +68,7 @@ async def test_full_lifecycle_with_both_ids(vidgate_server: VidgateServer) -> No
         assert task["createdAt"].endswith("Z")
 
         async with connect(f"{vidgate_server.ws_url}?videoId={video_id}") as ws:
-            messages = await follow(ws)
+            messages = await follow(ws, within=30)
 
         first, pushed = messages[0], messages[1:]
         assert first["type"] == "subscribed"
@@ -142,7 +127,7 @@ async def test_failing_job_reports_code_and_message(vidgate_server: VidgateServe
     async with httpx.AsyncClient(base_url=vidgate_server.url, timeout=10) as client:
         task = await create(client, prompt="a fox [fail]")
         async with connect(f"{vidgate_server.ws_url}?videoId={task['videoId']}") as ws:
-            messages = await follow(ws)
+            messages = await follow(ws, within=30)
         last = messages[-1]
         assert last["type"] == "taskFailed"
         assert last["payload"]["status"] == "failed"
@@ -176,7 +161,7 @@ async def test_cancel_then_retry_keeps_both_attempts(vidgate_server: VidgateServ
             cancelled = await client.post(f"/api/video/tasks/{video_id}/cancel")
             assert cancelled.status_code == 200
             assert cancelled.json()["data"]["status"] == "CANCELLED"
-            messages = await follow(ws)
+            messages = await follow(ws, within=30)
         assert messages[-1]["type"] == "taskCancelled"
         assert messages[-1]["payload"]["status"] == "cancelled"
         assert messages[-1]["payload"]["externalVideoId"] == first_external
@@ -188,7 +173,7 @@ async def test_cancel_then_retry_keeps_both_attempts(vidgate_server: VidgateServ
         assert retried.status_code == 200, retried.text
         assert retried.json()["data"]["status"] == "QUEUED"
         async with connect(f"{vidgate_server.ws_url}?videoId={video_id}") as ws:
-            messages = await follow(ws)
+            messages = await follow(ws, within=30)
         assert messages[-1]["type"] == "taskCompleted"
         second_external = messages[-1]["payload"]["externalVideoId"]
         assert second_external != first_external
