@@ -11,6 +11,7 @@ import typer
 from vidgate import client
 from vidgate.auth import cli as keys_cli
 from vidgate.simulator import cli as simulator_cli
+from vidgate.webhooks import cli as webhooks_cli
 
 app = typer.Typer(
     help="vidgate: a self-hosted gateway for AI video generation.",
@@ -162,6 +163,7 @@ def migrate(
 
 app.command("simulator")(simulator_cli.command)
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(webhooks_cli.app, name="webhooks")
 app.command("submit")(client.submit)
 app.command("status")(client.status)
 app.command("list")(client.list_tasks)

@@ -243,6 +243,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)  # ... plus this many in bursts
     redis_url: str | None = None  # set: events cross processes through Redis
     event_poll_seconds: float = Field(default=1.0, gt=0)  # WebSocket catch-up if a wake-up is lost
+    sse_ping_seconds: float = Field(default=15.0, gt=0)  # `: ping` on idle SSE streams
     config: Path | None = None  # TOML file with [[providers]]
     public_url: str | None = None  # how browsers reach this server; default from --host/--port
     sim_job_seconds: float = Field(default=10.0, gt=0)
@@ -290,12 +291,25 @@ class Settings(BaseSettings):
 
     # Create: how long an Idempotency-Key is remembered (at least the IETF draft's 24 h).
     idempotency_ttl_hours: float = Field(default=24.0, ge=24)
+    # task_events rows older than this are deleted by the engine; resuming (WebSocket
+    # afterEventId, SSE Last-Event-ID) from before what is left falls back to a snapshot.
+    event_retention_days: float = Field(default=7.0, gt=0)
 
     # Hostile input.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     input_reference_allow_private: bool = False  # allow loopback / private / link-local
     cors_origins: CommaList = Field(default_factory=list)  # e.g. https://app.example.com
+
+    # Outbound webhooks (docs/API.md "Webhooks"). allow_private: loopback / private
+    # receivers, for self-hosted setups; the retry delays are small in tests.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_log_days: float = Field(default=30.0, gt=0)  # finished deliveries kept this long
 
     @model_validator(mode="after")
     def _unique_providers(self) -> Settings:

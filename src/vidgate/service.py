@@ -41,6 +41,7 @@ from vidgate.media import MediaStore
 from vidgate.providers.base import ContentStream, JobRef, ProviderDirectory, UpstreamError
 from vidgate.providers.cleanup import delete_job
 from vidgate.store.base import (
+    DELETED_AT,
     BadCursor,
     Created,
     IdempotencyClaim,
@@ -50,6 +51,7 @@ from vidgate.store.base import (
     QuotaReached,
     TaskStore,
     Write,
+    encode_cursor,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class NewTask:
     params: VideoParams = dataclasses.field(default_factory=VideoParams)
     # Which of the seed's Sora-style fields the client sent (errors use its names).
     legacy_fields: tuple[str, ...] = ()
+    webhook_url: str | None = None  # kept in metadata, stored with the task at once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +128,7 @@ class TaskService:
             updated_at=now,
             deadline_at=now + self.deadline,
             next_check_at=now,
+            metadata={"webhookUrl": new.webhook_url} if new.webhook_url else {},
         )
         claim = None
         if idempotency_key is not None:
@@ -154,8 +158,8 @@ class TaskService:
 
     async def get(self, user_id: str, video_id: str) -> Task:
         task = await self.store.get(video_id) if ids.is_video_id(video_id) else None
-        # Another user's task is answered exactly like a missing one.
-        if task is None or task.user_id != user_id:
+        # Another user's task, or one its owner deleted, is answered like a missing one.
+        if task is None or task.user_id != user_id or task.metadata.get(DELETED_AT) is not None:
             raise TaskNotFound(video_id)
         return task
 
@@ -184,6 +188,55 @@ class TaskService:
             )
         except BadCursor as exc:
             raise ValidationFailed(str(exc), details={"field": "cursor"}) from exc
+
+    async def list_after(
+        self, user_id: str, *, after: str | None, limit: int, ascending: bool
+    ) -> Page:
+        """A page that continues after the caller's task ``after`` (OpenAI-style paging
+        by id; ``TaskNotFound`` if there is no such task), newest first unless ``ascending``.
+        ``after`` may be a task its owner deleted since: a client that deletes what it pages
+        through still gets the next page."""
+        cursor = None
+        if after is not None:
+            task = await self.store.get(after) if ids.is_video_id(after) else None
+            if task is None or task.user_id != user_id:
+                raise TaskNotFound(after)
+            cursor = encode_cursor(task.created_at, task.video_id)
+        return await self.store.list_page(
+            user_id=user_id, status=None, limit=limit, cursor=cursor, ascending=ascending
+        )
+
+    async def delete(self, user_id: str, video_id: str) -> Task:
+        """Delete a task for its owner: cancelled first if still running, then marked
+        deleted (hidden from every owner route; the row stays for quotas and support),
+        its mirrored file removed and its upstream job deleted where the upstream allows."""
+        for _ in range(_CAS_TRIES):
+            task = await self.get(user_id, video_id)
+            now = datetime.now(UTC)
+            after = task if task.status.terminal else transitions.cancel(task, now=now)
+            stamp = now.isoformat().replace("+00:00", "Z")
+            after = dataclasses.replace(
+                after, metadata={**after.metadata, DELETED_AT: stamp}, updated_at=now
+            )
+            closed = None if task.status.terminal else _closed(task, now)
+            written = await self._write(task, after, attempt=closed)
+            if written is not None:
+                who = ref(task.video_id, task.external_id)
+                logger.info("deleted %s", who, extra=who.extra)
+                self._cleanup_upstream(written)
+                await self._forget_mirror(task.video_id)
+                return written
+        raise Conflict("The task kept changing; try again.")
+
+    async def _forget_mirror(self, video_id: str) -> None:
+        if self.media is None:
+            return
+        mirrored = await asyncio.to_thread(self.media.find, video_id)
+        if mirrored is not None:
+            try:
+                await asyncio.to_thread(mirrored.unlink, missing_ok=True)
+            except OSError as exc:  # the task is deleted all the same; the file is logged
+                logger.warning("could not remove the mirrored file %s: %s", mirrored, exc)
 
     async def cancel(self, user_id: str, video_id: str) -> Task:
         for _ in range(_CAS_TRIES):

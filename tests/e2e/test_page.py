@@ -1,7 +1,10 @@
 """The test page in a real browser against a real ``vidgate serve`` (demo mode), under
 the page's strict Content-Security-Policy, with and without credentials."""
 
+import contextlib
 import re
+import socket
+import threading
 import time
 from html.parser import HTMLParser
 from typing import Any
@@ -9,8 +12,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 
+from tests.databases import query
 from tests.support import StartVidgate
 
 pytestmark = pytest.mark.browser
@@ -356,3 +360,142 @@ def test_page_asks_for_a_token_and_uses_it(page: Page, start_vidgate: StartVidga
     unexpected = [p for p in problems if "401" not in p and "WebSocket connection" not in p]
     assert unexpected == [], unexpected
     assert _csp_violations(page) == []
+
+
+# ---------------------------------------------------------------- a network drop
+
+
+class Cable:
+    """A TCP forwarder between the browser and vidgate that the test can cut and mend.
+
+    Cutting closes every connection through it and refuses new ones, as a dropped network
+    would; vidgate itself runs on, so the task goes on while the page cannot hear it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._up = True
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self._up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._target))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self._up = False
+        with self._lock:
+            ends, self._open = self._open, []
+        for end in ends:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def mend(self) -> None:
+        self._up = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+def _stored_event_ids(server: Any, video_id: str) -> list[int]:
+    rows = query(
+        server.env["VIDGATE_DATABASE_URL"],
+        "SELECT id FROM task_events WHERE video_id = $1 ORDER BY id",
+        video_id,
+    )
+    return [int(row[0]) for row in rows]
+
+
+def _logged_event_ids(entries: Locator, kind: str = "task events") -> list[int]:
+    """The event ids the log shows, newest first: of its task events, or of one ``kind``."""
+    found = entries.evaluate_all(
+        "(items, kind) => items.filter(i => {"
+        " const k = i.querySelector('.log-kind').textContent;"
+        " return kind === 'task events' ? k !== 'subscribed' : k === kind;"
+        "}).map(i => i.dataset.eventId)",
+        kind,
+    )
+    return [int(value) for value in found]
+
+
+def test_a_network_drop_misses_no_event_and_doubles_none(
+    page: Page, start_vidgate: StartVidgate
+) -> None:
+    server = start_vidgate(job_seconds=12)  # polls back off: events 1-7 s apart
+    port = int(server.url.rsplit(":", 1)[1])
+    cable = Cable(port)
+    try:
+        problems = _open(page, f"http://127.0.0.1:{cable.port}")
+        page.fill("#prompt", "a fox behind a flaky network")
+        page.click("#create")
+        expect(page.locator("#video-id")).to_have_text(VIDEO_ID)
+        video_id = page.locator("#video-id").inner_text()
+        expect(page.locator("#status")).to_have_text("PROCESSING", timeout=15_000)
+        shown = int(page.eval_on_selector("#progress", "bar => bar.value"))
+        entries = page.locator(f'#event-log li[data-video-id="{video_id}"]')
+        expect(entries.first).to_have_attribute("data-event-id", re.compile(r"^\d+$"))
+
+        before = _logged_event_ids(entries)
+
+        cable.cut()
+        expect(page.locator("#ws-state")).to_have_attribute("data-state", "down")
+        deadline = time.monotonic() + 20
+        while _task(server.url, video_id)["progress"] <= shown:  # vidgate, not the page
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        missed = _stored_event_ids(server, video_id)
+        cable.mend()
+
+        expect(page.locator("#ws-state")).to_have_attribute("data-state", "live", timeout=30_000)
+        expect(page.locator("#status")).to_have_text("COMPLETED", timeout=30_000)
+        resumed = page.locator("#event-log li", has_text="resumed").filter(has_text=video_id[:14])
+        expect(resumed).to_have_count(1)
+
+        received = _logged_event_ids(entries)
+        # The first snapshot shows the events before it; every later one arrives once.
+        snapshots = _logged_event_ids(entries, kind="subscribed")
+        stored = [i for i in _stored_event_ids(server, video_id) if i > snapshots[-1]]
+        assert sorted(received) == stored, "every event once"
+        assert received == sorted(received, reverse=True), "newest first, in order"
+        assert len(missed) > len(before), "events went by while the network was down"
+        unexpected = [
+            p
+            for p in problems
+            if not p.startswith("Failed to load resource") and "WebSocket connection" not in p
+        ]
+        assert unexpected == [], unexpected
+        assert _csp_violations(page) == []
+    finally:
+        cable.close()

@@ -223,7 +223,7 @@ def test_simple_request_exposes_the_contract_headers(server: VidgateServer) -> N
     listed = httpx.get(f"{server.url}{TASKS}", headers={"origin": APP_ORIGIN})
     assert listed.headers["access-control-allow-origin"] == APP_ORIGIN
     exposed = {h.strip() for h in listed.headers["access-control-expose-headers"].split(",")}
-    assert exposed == {"Idempotent-Replayed", "Retry-After"}
+    assert exposed == {"Idempotent-Replayed", "Retry-After", "Preference-Applied"}
     other = httpx.get(f"{server.url}{TASKS}", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
 

@@ -79,8 +79,11 @@ async def test_full_lifecycle_with_both_ids(vidgate_server: VidgateServer) -> No
         assert external_id != video_id
         progress = [m["payload"]["progress"] for m in messages]
         assert progress == sorted(progress), "progress went backwards"
+        ids = [m["eventId"] for m in pushed]
+        assert ids == sorted(set(ids)) and all(isinstance(i, int) for i in ids)
+        assert first["eventId"] is None or first["eventId"] < ids[0]
         for message in pushed:
-            assert set(message) == {"type", "timestamp", "payload"}
+            assert set(message) == {"type", "timestamp", "eventId", "payload"}
             assert isinstance(message["timestamp"], int) and message["timestamp"] > 1.7e12
             payload = message["payload"]
             assert payload["videoId"] == video_id

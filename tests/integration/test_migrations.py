@@ -27,6 +27,7 @@ from vidgate.store.schema import metadata
 from vidgate.store.sql import SqlTaskStore, make_engine
 
 TABLES = {"tasks", "attempts", "task_events", "api_keys", "idempotency_keys"}
+TABLES |= {"webhook_endpoints", "webhook_task_secrets", "webhook_deliveries", "webhook_cursors"}
 INDEXES = {
     "tasks": {"ix_tasks_due", "ix_tasks_user_created"},
     "task_events": {"ix_task_events_video"},

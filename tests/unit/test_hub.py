@@ -455,3 +455,112 @@ async def test_fake_bus_fits_the_port() -> None:
     port: EventBus = FakeBus()
     await port.ping()
     await port.close()
+
+
+# -- resume (afterEventId) and the snapshot's eventId ------------------------------------------
+
+
+async def drain(sub: Subscriber) -> list[dict[str, Any]]:
+    found = []
+    while not sub.outbox.empty():
+        message = sub.outbox.get_nowait()
+        assert message is not None
+        found.append(message)
+    return found
+
+
+def ids_and_types(messages: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
+    return [(m["type"], m.get("eventId")) for m in messages]
+
+
+@either_bus
+async def test_resume_replays_then_goes_live_with_no_duplicate(
+    hub: Hub, store: CountingStore, bus: FakeBus
+) -> None:
+    video_id = await new_task(store)
+    e1 = await advance(store, video_id, 10)
+    e2 = await advance(store, video_id, 20)
+    watcher = await subscribe(hub, store, video_id)  # the hub follows the video already
+    sub = Subscriber()
+    since = hub.begin(sub, video_id)
+    e3 = await advance(store, video_id, 30)  # committed while the resume reads
+    await bus.publish(e3)
+    task = await store.get(video_id)
+    assert task is not None
+    await hub.start(sub, task, since=since, after_id=e1.id)
+    e4 = await advance(store, video_id, 100)
+    await bus.publish(e4)
+    await asyncio.sleep(3 * POLL)  # the poll re-reads what the wake-ups delivered
+
+    got = await drain(sub)
+    assert ids_and_types(got) == [
+        ("taskProgress", e2.id),
+        ("taskProgress", e3.id),
+        ("subscribed", e3.id),
+        ("taskCompleted", e4.id),
+    ]
+    assert got[2]["resumed"] is True and got[2]["payload"] == e3.payload
+    assert [m["eventId"] for m in await drain(watcher)][-1] == e4.id
+
+
+async def test_resume_with_nothing_newer_answers_the_current_state(
+    hub: Hub, store: CountingStore
+) -> None:
+    video_id = await new_task(store)
+    e1 = await advance(store, video_id, 40)
+    sub = Subscriber()
+    since = hub.begin(sub, video_id)
+    task = await store.get(video_id)
+    assert task is not None
+    await hub.start(sub, task, since=since, after_id=e1.id + 5)  # ahead: nothing to replay
+    (answer,) = await drain(sub)
+    assert answer["type"] == "subscribed" and answer["resumed"] is True
+    assert answer["eventId"] == e1.id + 5
+    assert answer["payload"]["progress"] == 40
+    await advance(store, video_id, 60)  # id e1 + 1: not above what the client has
+    await quiet(sub)
+
+
+async def test_resume_from_before_the_retention_falls_back_to_the_snapshot(
+    hub: Hub, store: CountingStore
+) -> None:
+    video_id = await new_task(store)
+    e1 = await advance(store, video_id, 10)
+    await advance(store, video_id, 20)
+    e3 = await advance(store, video_id, 30)
+    assert await store.purge_events(older_than_ms=e3.timestamp_ms + 10_000, limit=10) == 2
+    sub = Subscriber()
+    since = hub.begin(sub, video_id)
+    task = await store.get(video_id)
+    assert task is not None
+    await hub.start(sub, task, since=since, after_id=e1.id)
+    (answer,) = await drain(sub)
+    assert answer["type"] == "subscribed"
+    assert (answer["resumed"], answer["reason"]) == (False, "EVENTS_EXPIRED")
+    assert answer["eventId"] == e3.id
+    assert answer["payload"]["progress"] == 30
+    # At the edge the replay is exact again: nothing after e2 was deleted.
+    sub2 = Subscriber()
+    since = hub.begin(sub2, video_id)
+    await hub.start(sub2, task, since=since, after_id=e3.id - 1)
+    assert ids_and_types(await drain(sub2)) == [("taskProgress", e3.id), ("subscribed", e3.id)]
+
+
+async def test_a_snapshot_names_the_newest_event_it_reflects(
+    hub: Hub, store: CountingStore
+) -> None:
+    video_id = await new_task(store)
+    await advance(store, video_id, 10)
+    sub = Subscriber()
+    since = hub.begin(sub, video_id)
+    e2 = await advance(store, video_id, 20)  # before the task is read: the snapshot shows it
+    task = await store.get(video_id)
+    assert task is not None
+    e3 = await advance(store, video_id, 30)  # after: it follows the snapshot
+    await hub.start(sub, task, since=since)
+    answer = await next_message(sub)
+    assert answer["type"] == "subscribed" and "resumed" not in answer
+    assert (answer["eventId"], answer["payload"]["progress"]) == (e2.id, 20)
+    nxt = await next_message(sub, within=3 * POLL)
+    assert (nxt["eventId"], shown(nxt)) == (e3.id, ("taskProgress", 30))
+    await quiet(sub)

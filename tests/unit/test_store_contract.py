@@ -394,6 +394,7 @@ async def test_events_get_global_increasing_ids_and_the_new_version(store: TaskS
     assert e3.event.message() == {
         "type": "taskCompleted",
         "timestamp": e3.event.timestamp_ms,
+        "eventId": e3.event.id,
         "payload": {"n": 3},
     }
 

@@ -18,7 +18,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from vidgate import __version__
-from vidgate.api import errors, health, middleware, observability, routes, ws
+from vidgate.api import (
+    asyncapi,
+    errors,
+    health,
+    middleware,
+    observability,
+    openai_face,
+    openapi,
+    routes,
+    sse,
+    webhooks,
+    ws,
+)
 from vidgate.api.runtime import open_runtime
 from vidgate.api.schemas import ErrorEnvelope
 from vidgate.config import Settings
@@ -85,8 +97,14 @@ def _install_guards(app: FastAPI, settings: Settings, public_url: str) -> None:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-        expose_headers=["Idempotent-Replayed", "Retry-After"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "Prefer",
+        ],
+        expose_headers=["Idempotent-Replayed", "Retry-After", "Preference-Applied"],
     )
     app.add_middleware(middleware.WebSocketOrigin, allowed=[*settings.cors_origins, public_url])
 
@@ -147,6 +165,7 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
         responses=COMMON_ERRORS,
     )
     errors.install(app)
+    openapi.install(app, auth_mode=settings.auth_mode)
     _install_guards(app, settings, public_url)
     app.include(health.router)
     if metrics is not None:
@@ -156,6 +175,10 @@ def create_app(settings: Settings, *, public_url: str, role: Role = "all") -> Fa
         return app
     app.include(routes.router)
     app.include(ws.router)
+    app.include(asyncapi.router)
+    app.include(sse.router)
+    app.include(webhooks.router)
+    app.include(openai_face.router)
     static_dir = str(STATIC)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
 

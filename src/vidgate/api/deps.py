@@ -21,11 +21,12 @@ from vidgate.domain.errors import Forbidden
 from vidgate.service import TaskService
 
 # Only for the OpenAPI schema (the "Authorize" button of /docs): the header is parsed
-# below, so that a malformed one gets our error instead of being ignored.
+# below, so that a malformed one gets our error instead of being ignored. The document
+# requires it on every route that depends on ``current_principal``, except in mode
+# ``none``, whose document has no security at all (``vidgate.api.openapi``).
 _bearer = HTTPBearer(
     auto_error=False,
-    description="An API key (`vg_...`) or a JWT, depending on VIDGATE_AUTH_MODE; "
-    "not needed in mode `none`.",
+    description="An API key (`vg_...`) or a JWT, depending on VIDGATE_AUTH_MODE.",
 )
 
 

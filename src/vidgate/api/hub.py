@@ -16,6 +16,13 @@ lost:
   that overlap never send a message twice, and each subscriber drops what is not newer than
   the task version it was last sent (its ``subscribed`` snapshot included).
 
+A subscriber that resumes (``afterEventId``) is sent the stored events after that id,
+then whatever is newer; per video it drops what is not above the last event id it sent,
+so the replay and the live delivery overlap without a duplicate. A plain subscription's
+``subscribed`` snapshot names the id of the newest event it reflects, computed exactly:
+events up to the video's cursor when it began were read before the task was, and of the
+events after it those with a task version up to the snapshot's are the ones it shows.
+
 Each connection has a bounded outbox drained by its own sender, so one slow browser
 never holds up the engine or other subscribers; a connection whose outbox overflows is
 closed, and its client reconnects and gets a fresh ``subscribed`` snapshot.
@@ -26,12 +33,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vidgate.domain import events
+from vidgate.domain import events, messages
 from vidgate.domain.events import TaskEvent
 from vidgate.domain.models import Task
 from vidgate.events.base import EventBus, Wakeup
@@ -51,16 +57,13 @@ READ_CHUNK = 500  # videos per query, well under every database's parameter limi
 READ_LIMIT = 1000  # events per query; more are read in further pages
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Subscriber:
     """One WebSocket connection's view: what it follows and what it has yet to send."""
 
     def __init__(self) -> None:
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_SIZE)
         self.floors: dict[str, int] = {}  # videoId -> task version last sent (snapshot or event)
+        self.seen: dict[str, int] = {}  # videoId -> id of the last event sent or reflected
         self.pending: dict[str, list[TaskEvent]] = {}  # held while a snapshot is read
         self.overflowed = False
 
@@ -82,9 +85,16 @@ class Subscriber:
         floor = self.floors.get(event.video_id)
         if floor is None or event.task_version <= floor:
             return False  # not subscribed, or not newer than what was already sent
+        if event.id <= self.seen.get(event.video_id, 0):
+            return False  # replayed already (a resume), or reflected by the snapshot
         self.floors[event.video_id] = event.task_version
+        self.seen[event.video_id] = event.id
         self.send(event.message())
         return True
+
+    def take_held(self, video_id: str) -> list[TaskEvent] | None:
+        """Stop holding ``video_id``'s events; those held (None: no longer subscribing)."""
+        return self.pending.pop(video_id, None)
 
 
 Delivered = Callable[[str, int], None]  # (source: "bus" or "store", connections reached)
@@ -145,11 +155,12 @@ class Hub:
         self._poll_now = True
         self._woken.set()
 
-    def begin(self, sub: Subscriber, video_id: str) -> None:
+    def begin(self, sub: Subscriber, video_id: str) -> int:
         """Start following ``video_id``; events are held until ``snapshot`` is called.
 
         Holding them closes the gap between reading the task and being registered: an
         event committed meanwhile is neither lost nor sent before an older snapshot.
+        Returns the video's cursor: every event up to it shows in a task read from now.
         """
         if video_id not in self._cursor:
             # Events up to the oldest poll mark were committed polls ago, so the snapshot
@@ -157,19 +168,81 @@ class Hub:
             self._cursor[video_id] = self._marks[0]
         self._by_task.setdefault(video_id, set()).add(sub)
         sub.pending.setdefault(video_id, [])
+        return self._cursor[video_id]
 
-    def snapshot(self, sub: Subscriber, task: Task) -> None:
-        """Queue ``task``'s current state as ``subscribed``, then anything newer held."""
-        if task.video_id not in sub.pending:
+    async def start(
+        self, sub: Subscriber, task: Task, *, since: int, after_id: int | None = None
+    ) -> None:
+        """Answer a subscription once ``task`` was read (``since``: what ``begin`` said).
+
+        With ``after_id``, replay the stored events after it if all of them are still
+        stored, else fall back to a snapshot that says so (``resumed: false``).
+        """
+        reason = None
+        if after_id is not None:
+            oldest = await self._store.oldest_event_id()
+            if events.replay_is_exact(after_id, oldest):
+                replay = await self._store.events_after(task.video_id, after_id)
+                self.resume(sub, task, replay, after_id=after_id)
+                return
+            reason = messages.EVENTS_EXPIRED
+        found = await self._store.events_after(task.video_id, since)
+        shown = [e.id for e in found if e.task_version <= task.version]
+        self.snapshot(
+            sub,
+            task,
+            event_id=max([since, *shown]),
+            resumed=None if reason is None else False,
+            reason=reason,
+        )
+
+    def snapshot(
+        self,
+        sub: Subscriber,
+        task: Task,
+        *,
+        event_id: int | None = None,
+        resumed: bool | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Queue ``task``'s current state as ``subscribed``, then anything newer held.
+        ``event_id``: the newest event the state reflects, when known."""
+        held = sub.take_held(task.video_id)
+        if held is None:
             return  # unsubscribed (or answered) while the snapshot was read
-        held = sub.pending.pop(task.video_id)
         sub.floors[task.video_id] = task.version
-        sub.send({"type": "subscribed", "timestamp": now_ms(), "payload": events.payload(task)})
+        if event_id is not None:
+            sub.seen[task.video_id] = event_id
+        frame = messages.subscribed(
+            events.state(task), event_id=event_id, resumed=resumed, reason=reason
+        )
+        sub.send(messages.render(frame))
+        for event in held:
+            sub.offer(event)
+
+    def resume(
+        self, sub: Subscriber, task: Task, replay: list[TaskEvent], *, after_id: int
+    ) -> None:
+        """Queue the stored events after ``after_id`` (``replay``, oldest first), then
+        ``subscribed`` (``resumed: true``) with the state of the last one, then anything
+        newer held. Nothing is sent twice: events are filtered by id."""
+        held = sub.take_held(task.video_id)
+        if held is None:
+            return
+        sub.floors[task.video_id] = 0
+        sub.seen[task.video_id] = after_id
+        state: messages.TaskState | dict[str, Any] = events.state(task)
+        for event in replay:
+            if sub.offer(event):
+                state = event.payload
+        frame = messages.subscribed(state, event_id=sub.seen[task.video_id], resumed=True)
+        sub.send(messages.render(frame))
         for event in held:
             sub.offer(event)
 
     def unsubscribe(self, sub: Subscriber, video_id: str) -> None:
         sub.floors.pop(video_id, None)
+        sub.seen.pop(video_id, None)
         sub.pending.pop(video_id, None)
         followers = self._by_task.get(video_id)
         if followers is not None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vidgate.api.hub import Hub
+from vidgate.api.notify import Notifier, owners_in
 from vidgate.api.ratelimit import RequestLimiter, open_limiter
 from vidgate.auth.base import Authenticator
 from vidgate.auth.factory import open_authenticator
@@ -26,6 +27,10 @@ from vidgate.providers.registry import ProviderRegistry
 from vidgate.service import TaskService
 from vidgate.store.base import Quota
 from vidgate.store.sql import SqlTaskStore
+from vidgate.store.webhooks_sql import SqlWebhookStore
+from vidgate.webhooks.sender import RetryPolicy
+from vidgate.webhooks.service import WebhookService
+from vidgate.webhooks.worker import WebhookWorker, WorkerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +46,14 @@ class Runtime:
     providers: ProviderRegistry
     service: TaskService
     hub: Hub | None  # None in a worker: it serves no WebSocket
+    notifier: Notifier | None = None  # wakes SSE streams and held creates; None in a worker
     authenticator: Authenticator
     limiter: RequestLimiter
     engine: Engine | None = None
     simulator: Any = None  # vidgate.simulator.server.RunningSimulator in demo mode
     metrics: Metrics | None = None  # None: VIDGATE_METRICS=false
+    webhooks: WebhookService | None = None  # the webhook routes' use cases (api roles)
+    webhook_worker: WebhookWorker | None = None  # sends webhooks where the engine runs
     _closers: list[Any] = field(default_factory=list)
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -66,9 +74,13 @@ class Runtime:
         await asyncio.gather(*self._closers, return_exceptions=True)
         if self.engine is not None:
             await self.engine.stop(self.settings.drain_seconds)
+        if self.webhook_worker is not None:
+            await self.webhook_worker.stop(self.settings.drain_seconds)
         await self.service.drain()
         if self.hub is not None:
             await self.hub.close()
+        if self.notifier is not None:
+            self.notifier.close()
         await self.providers.aclose()
         await self.authenticator.close()
         await self.limiter.close()
@@ -122,6 +134,7 @@ async def open_runtime(
         max_overflow=settings.db_max_overflow,
     )
     bus = open_bus(settings)
+    webhook_store = SqlWebhookStore(store.engine)
     media = MediaStore(settings.media_dir, max_bytes=settings.max_video_bytes)
     providers = ProviderRegistry.from_configs(
         provider_configs,
@@ -171,6 +184,10 @@ async def open_runtime(
             metrics.watch_tasks(store.count_by_status)
     if api:
         runtime._closers.append(asyncio.create_task(_purge_idempotency_keys(store)))
+        runtime.notifier = Notifier(
+            poll_seconds=settings.event_poll_seconds, owner_of=owners_in(store)
+        )
+        runtime.notifier.attach(bus)
     if engine:
         runtime.engine = Engine(
             store=store,
@@ -182,13 +199,42 @@ async def open_runtime(
                 max_in_flight=settings.max_in_flight,
                 submit_retries=settings.submit_retries,
                 mirror_before_seconds=settings.mirror_before_seconds,
+                event_retention_days=settings.event_retention_days,
             ),
             media=media,
             meter=metrics or NO_METER,
         )
         bus.on_work(runtime.engine.wake)
         runtime.engine.start()
+        runtime.webhook_worker = _webhook_worker(settings, webhook_store, bus)
+    if api:
+        runtime.webhooks = WebhookService(
+            webhook_store, allow_private=settings.webhook_allow_private
+        )
     return runtime
+
+
+def _webhook_worker(
+    settings: Settings, webhook_store: SqlWebhookStore, bus: EventBus
+) -> WebhookWorker:
+    """Webhook delivery beside the engine, on its own tasks and HTTP client."""
+    worker = WebhookWorker(
+        webhook_store,
+        WorkerConfig(
+            allow_private=settings.webhook_allow_private,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            poll_seconds=settings.webhook_poll_seconds,
+            retry=RetryPolicy(
+                base_seconds=settings.webhook_retry_base_seconds,
+                max_seconds=settings.webhook_retry_max_seconds,
+                window_seconds=settings.webhook_retry_hours * 3600,
+            ),
+            log_days=settings.webhook_log_days,
+        ),
+    )
+    bus.listen(worker.on_event)
+    worker.start()
+    return worker
 
 
 async def _purge_idempotency_keys(store: SqlTaskStore) -> None:

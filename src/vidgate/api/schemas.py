@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from vidgate.api import openapi, patterns
 from vidgate.domain.models import Attempt, Task, TaskError
 from vidgate.domain.request import (
     ImageInput,
@@ -33,8 +34,20 @@ class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+# Values checked by hand, whose pattern the document states (``vidgate.api.patterns``):
+# an http(s) URL (the validators below and netguard check it), an ``Idempotency-Key``
+# and a listing cursor (the routes check them).
+HttpUrl = Annotated[str, Field(max_length=2048, json_schema_extra={"pattern": patterns.HTTP_URL})]
+WebhookUrl = Annotated[
+    str, Field(min_length=1, max_length=2048, json_schema_extra={"pattern": patterns.WEBHOOK_URL})
+]
+IdempotencyKey = Annotated[str, Field(json_schema_extra={"pattern": patterns.IDEMPOTENCY_KEY})]
+Cursor = Annotated[str, Field(json_schema_extra={"format": patterns.CURSOR_FORMAT})]
+EventId = Annotated[str, Field(json_schema_extra={"pattern": patterns.EVENT_ID})]
+
+
 class ImageBody(Camel):
-    url: str = Field(max_length=2048)
+    url: HttpUrl
     role: Literal["first_frame", "last_frame", "reference"] = "first_frame"
 
     @field_validator("url")
@@ -48,22 +61,42 @@ class ImageBody(Camel):
 class CreateTask(Camel):
     """Unknown fields are ignored, so front ends may send extra context safely."""
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
-    model: str | None = Field(default=None, min_length=1, max_length=128)
+    prompt: str = Field(
+        min_length=1, max_length=MAX_PROMPT, json_schema_extra={"pattern": patterns.PROMPT}
+    )
+    model: (
+        Annotated[
+            str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": patterns.NO_NUL})
+        ]
+        | None
+    ) = None
     # The seed's Sora-style fields; which values a model takes is its capability table's
     # business (422 UNSUPPORTED_PARAMETER), not the schema's.
     seconds: str = Field(default=DEFAULT_SECONDS, pattern=r"^[0-9]{1,3}(\.[0-9]{1,2})?$")
     size: str = Field(default=DEFAULT_SIZE, pattern=r"^[0-9]{2,5}x[0-9]{2,5}$")
-    input_reference: str | None = Field(default=None, max_length=2048)
+    input_reference: HttpUrl | None = None
     # The neutral fields (docs/API.md), translated by each provider's adapter.
     duration_seconds: float | None = Field(default=None, gt=0, le=600, allow_inf_nan=False)
     aspect_ratio: str | None = Field(default=None, pattern=r"^[0-9]{1,2}:[0-9]{1,2}$")
     resolution: str | None = Field(default=None, pattern=r"^([0-9]{3,4}[pP]|[248][kK])$")
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
+    negative_prompt: (
+        Annotated[str, Field(max_length=MAX_PROMPT, json_schema_extra={"pattern": patterns.NO_NUL})]
+        | None
+    ) = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     audio: bool | None = None
     images: list[ImageBody] = Field(default_factory=list, max_length=MAX_IMAGES)
-    extra: dict[str, Any] = Field(default_factory=dict)
+    # Any JSON without a NUL character, under MAX_EXTRA_BYTES (which no schema can state).
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {"pattern": patterns.NO_NUL},
+            "additionalProperties": {"$ref": openapi.JSON_WITHOUT_NUL_REF},
+        },
+    )
+    # Where this task's events are also posted, signed with the user's task secret
+    # (GET /api/webhooks/task-secret); docs/API.md "Webhooks".
+    webhook_url: WebhookUrl | None = None
 
     @field_validator("resolution")
     @classmethod

@@ -6,6 +6,10 @@ Authentication comes first: a token in the ``token`` query parameter, in an
 or bad token, or a user over their request rate, gets an ``error`` message with the code,
 then a close with 1008 (policy violation) and the code as the reason. Subscriptions are
 scoped to the authenticated user: another user's task answers TASK_NOT_FOUND.
+
+A subscription may resume: ``afterEventId`` (in the subscribe message, or next to
+``videoId`` on the URL) replays the task's stored events after that id before going live
+(``vidgate.api.hub``). Every frame is built by ``vidgate.domain.messages``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from vidgate.api.hub import Hub, Subscriber, now_ms
+from vidgate.api.hub import Hub, Subscriber
 from vidgate.api.runtime import Runtime
 from vidgate.auth.base import Principal
 from vidgate.auth.factory import bearer_token
+from vidgate.domain import messages
 from vidgate.domain.errors import (
     AuthUnavailable,
     TooManyRequests,
@@ -38,6 +43,9 @@ router = APIRouter()
 AUTH_TIMEOUT_SECONDS = 10.0
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+# Event ids are 64-bit in the database; a larger afterEventId names no event.
+MAX_EVENT_ID = 2**63 - 1
+BAD_AFTER_EVENT_ID = "INVALID_AFTER_EVENT_ID"
 
 
 async def _send(socket: WebSocket, message: dict[str, Any]) -> None:
@@ -46,33 +54,69 @@ async def _send(socket: WebSocket, message: dict[str, Any]) -> None:
     await socket.send_text(json.dumps(message))
 
 
-def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "timestamp": now_ms(),
-        "payload": {"code": code, "message": message, **extra},
-    }
+def _error(code: str, message: str, **details: Any) -> dict[str, Any]:
+    rendered: dict[str, Any] = messages.render(messages.error(code, message, **details))
+    return rendered
+
+
+def after_event_id(value: object) -> int | None:
+    """``afterEventId`` as sent (a JSON number, or the query string's digits), None when
+    absent; ``ValueError`` when it is not a non-negative integer."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EVENT_ID:
+        return value
+    raise ValueError("afterEventId is not a non-negative integer")
 
 
 async def _subscribe(
-    hub: Hub, service: TaskService, sub: Subscriber, user: str, video_id: object
+    hub: Hub,
+    service: TaskService,
+    sub: Subscriber,
+    user: str,
+    video_id: object,
+    after: object = None,
 ) -> None:
     if not isinstance(video_id, str) or not video_id:
         sub.send(_error("INVALID_MESSAGE", "subscribe needs a videoId string."))
         return
-    hub.begin(sub, video_id)
+    try:
+        after_id = after_event_id(after)
+    except ValueError:
+        sub.send(
+            _error(
+                BAD_AFTER_EVENT_ID,
+                "afterEventId must be a non-negative integer: the eventId of a message received.",
+                video_id=video_id,
+            )
+        )
+        return
+    since = hub.begin(sub, video_id)
     try:
         task = await service.get(user, video_id)
+        await hub.start(sub, task, since=since, after_id=after_id)
     except VidgateError as exc:
         hub.unsubscribe(sub, video_id)
-        sub.send(_error(exc.code, exc.message, videoId=video_id))
+        sub.send(_error(exc.code, exc.message, video_id=video_id))
+        return
+    except StoreUnavailable as exc:
+        logger.error("subscription to %s failed: database unavailable: %s", video_id, exc)
+        hub.unsubscribe(sub, video_id)
+        sub.send(
+            _error(
+                "STORE_UNAVAILABLE",
+                "The database is unavailable; subscribe again shortly.",
+                video_id=video_id,
+            )
+        )
         return
     except Exception:
         logger.exception("subscription to %s failed", video_id)
         hub.unsubscribe(sub, video_id)
-        sub.send(_error("INTERNAL_ERROR", "Could not subscribe; try again.", videoId=video_id))
+        sub.send(_error("INTERNAL_ERROR", "Could not subscribe; try again.", video_id=video_id))
         return
-    hub.snapshot(sub, task)
 
 
 async def _sender(socket: WebSocket, sub: Subscriber) -> None:
@@ -141,7 +185,7 @@ async def _authenticate(socket: WebSocket, runtime: Runtime, max_bytes: int) -> 
         limits = settings.limits_for(principal.user_id)
         await runtime.limiter.check(principal.user_id, limits.requests_per_minute)
     except (Unauthenticated, TooManyRequests) as exc:
-        extra = {"retryAfterSeconds": exc.retry_after} if isinstance(exc, TooManyRequests) else {}
+        extra = {"retry_after_seconds": exc.retry_after} if isinstance(exc, TooManyRequests) else {}
         await _send(socket, _error(exc.code, exc.message, **extra))
         await socket.close(code=POLICY_VIOLATION, reason=exc.code)
         return None
@@ -162,11 +206,8 @@ async def _authenticate(socket: WebSocket, runtime: Runtime, max_bytes: int) -> 
 
 
 def _authenticated(principal: Principal) -> dict[str, Any]:
-    return {
-        "type": "authenticated",
-        "timestamp": now_ms(),
-        "payload": {"userId": principal.user_id},
-    }
+    rendered: dict[str, Any] = messages.render(messages.authenticated(principal.user_id))
+    return rendered
 
 
 @router.websocket("/ws")
@@ -189,15 +230,15 @@ async def websocket_endpoint(socket: WebSocket) -> None:
     # socket must not wait for each snapshot read in turn.
     lookups: set[asyncio.Task[None]] = set()
 
-    def subscribe(video_id: object) -> None:
-        lookup = asyncio.create_task(_subscribe(hub, service, sub, user, video_id))
+    def subscribe(video_id: object, after: object = None) -> None:
+        lookup = asyncio.create_task(_subscribe(hub, service, sub, user, video_id, after))
         lookups.add(lookup)
         lookup.add_done_callback(lookups.discard)
 
     try:
         initial = socket.query_params.get("videoId")
         if initial:
-            subscribe(initial)
+            subscribe(initial, socket.query_params.get("afterEventId"))
         while True:
             raw = await _receive(socket)
             if len(raw.encode()) > max_bytes:
@@ -213,22 +254,16 @@ async def websocket_endpoint(socket: WebSocket) -> None:
                 continue
             kind = message.get("type")
             if kind == "subscribe":
-                subscribe(message.get("videoId"))
+                subscribe(message.get("videoId"), message.get("afterEventId"))
             elif kind == "unsubscribe":
                 video_id = message.get("videoId")
                 if isinstance(video_id, str):
                     hub.unsubscribe(sub, video_id)
-                    sub.send(
-                        {
-                            "type": "unsubscribed",
-                            "timestamp": now_ms(),
-                            "payload": {"videoId": video_id},
-                        }
-                    )
+                    sub.send(messages.render(messages.unsubscribed(video_id)))
                 else:
                     sub.send(_error("INVALID_MESSAGE", "unsubscribe needs a videoId string."))
             elif kind == "ping":
-                sub.send({"type": "pong", "timestamp": now_ms(), "payload": {}})
+                sub.send(messages.render(messages.pong()))
             elif kind == "auth":
                 # Already authenticated (mode none needs nothing): say as whom.
                 sub.send(_authenticated(principal))

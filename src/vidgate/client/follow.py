@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -22,6 +22,7 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from vidgate.client.api import _Api
 from vidgate.client.errors import ClientError, _error_text
 from vidgate.client.render import _field
+from vidgate.domain import messages
 from vidgate.domain.status import TaskStatus
 
 _FROM_PUSHED = {status.pushed: status for status in TaskStatus}
@@ -37,14 +38,17 @@ _WS_RECONNECTS = 6
 # ---------------------------------------------------------------------------------- WebSocket
 
 
-def _ws_url(base: str, video_id: str) -> str:
+def _ws_url(base: str, video_id: str, after_event_id: int | None = None) -> str:
     parts = urlsplit(base)
     scheme = "wss" if parts.scheme == "https" else "ws"
-    query = urlencode({"videoId": video_id})
+    params: dict[str, str | int] = {"videoId": video_id}
+    if after_event_id is not None:
+        params["afterEventId"] = after_event_id
+    query = urlencode(params)
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", query, ""))
 
 
-def _pushed_status(kind: str, payload: dict[str, Any]) -> TaskStatus | None:
+def _pushed_status(kind: str, payload: Mapping[str, Any]) -> TaskStatus | None:
     word = payload.get("status")
     if isinstance(word, str):
         if word in _FROM_PUSHED:
@@ -58,31 +62,33 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 
 async def _follow(
-    url: str, video_id: str, on_message: Listener, headers: dict[str, str] | None = None
+    base: str, video_id: str, on_message: Listener, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Follow one task until a terminal message arrives; return that message's payload.
 
     Subscribes at connect (``?videoId=``); after a dropped connection it reconnects with
-    backoff, and the ``subscribed`` snapshot brings it up to date.
+    backoff and resumes after the last ``eventId`` seen (``afterEventId``), so it misses
+    nothing (or gets a ``subscribed`` snapshot when those events are gone).
     """
     failures = 0
+    last_event: int | None = None
     while True:
         reason = "closed by the server"
+        url = _ws_url(base, video_id, last_event)
         try:
             async with connect(url, open_timeout=10, additional_headers=headers) as socket:
                 async for raw in socket:
                     failures = 0
-                    message = json.loads(raw)
-                    if not isinstance(message, dict):
+                    frame = messages.read(json.loads(raw))
+                    if frame is None:
                         continue
-                    kind = str(message.get("type"))
-                    payload = message.get("payload")
-                    if not isinstance(payload, dict):
-                        continue
+                    kind, payload = frame.type, dict(frame.payload)
                     if kind == "error":
                         raise ClientError(f"error {_error_text(payload)}")
                     if kind not in _TASK_MESSAGES or payload.get("videoId") != video_id:
                         continue
+                    if frame.event_id is not None:
+                        last_event = max(last_event or 0, frame.event_id)
                     on_message(kind, payload)
                     status = _pushed_status(kind, payload)
                     if status is not None and status.terminal:
@@ -94,7 +100,7 @@ async def _follow(
             raise ClientError(f"error: WebSocket {url} refused (HTTP {code})") from exc
         except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
-        # Dropped or closed: reconnect with backoff; the subscribed snapshot catches us up.
+        # Dropped or closed: reconnect with backoff and resume after the last event seen.
         failures += 1
         if failures > _WS_RECONNECTS:
             raise ClientError(f"error: lost the WebSocket {url} ({reason})")
@@ -135,8 +141,7 @@ def _wait(api: _Api, task: dict[str, Any], console: Console) -> dict[str, Any]:
                 description=_describe(status, payload.get("message")),
             )
 
-        url = _ws_url(api.base, video_id)
-        final = asyncio.run(_follow(url, video_id, on_message, api.auth_headers))
+        final = asyncio.run(_follow(api.base, video_id, on_message, api.auth_headers))
 
     try:
         return api.task(video_id)

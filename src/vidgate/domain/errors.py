@@ -154,6 +154,14 @@ class InvalidIdempotencyKey(VidgateError):
     http_status = 400
 
 
+class InvalidHeader(VidgateError):
+    """A request header (or its query-parameter stand-in) that is not well formed:
+    ``Last-Event-ID``, ``Prefer``. Each use names its own code."""
+
+    code = "INVALID_HEADER"
+    http_status = 400
+
+
 class IdempotencyKeyReused(VidgateError):
     """The same Idempotency-Key came with a different body (IETF draft: 422)."""
 

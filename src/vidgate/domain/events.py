@@ -1,20 +1,28 @@
-"""The messages pushed to subscribers, built from task state in one place."""
+"""The messages pushed to subscribers, built from task state in one place.
+
+The message types themselves and their JSON live in ``vidgate.domain.messages``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from vidgate.domain import messages
+from vidgate.domain.messages import EventType, Problem, Result, TaskState
 from vidgate.domain.models import Task
 from vidgate.domain.status import TaskStatus
 
-
-class EventType(StrEnum):
-    PROGRESS = "taskProgress"
-    COMPLETED = "taskCompleted"
-    FAILED = "taskFailed"
-    CANCELLED = "taskCancelled"
+__all__ = [
+    "EventType",
+    "TaskEvent",
+    "change",
+    "event_type",
+    "observable",
+    "payload",
+    "replay_is_exact",
+    "state",
+]
 
 
 _TYPE_FOR = {
@@ -44,28 +52,49 @@ class TaskEvent:
     timestamp_ms: int
     task_version: int
 
+    def frame(self) -> messages.Frame:
+        return messages.task_frame(
+            str(self.type), event_id=self.id, timestamp=self.timestamp_ms, payload=self.payload
+        )
+
     def message(self) -> dict[str, Any]:
-        return {"type": str(self.type), "timestamp": self.timestamp_ms, "payload": self.payload}
+        """The WebSocket frame: ``{type, timestamp, eventId, payload}``."""
+        rendered: dict[str, Any] = messages.render(self.frame())
+        return rendered
 
 
 def event_type(task: Task) -> EventType:
     return _TYPE_FOR[task.status]
 
 
-def payload(task: Task) -> dict[str, Any]:
-    """The pushed payload of a task's current state (seed shapes, exactly)."""
-    body: dict[str, Any] = {
-        "videoId": task.video_id,
-        "externalVideoId": task.external_id,
-        "status": task.status.pushed,
-        "progress": task.progress,
-        "message": task.message,
-    }
-    if task.status is TaskStatus.COMPLETED:
-        body["result"] = {"videoUrl": task.video_url}
+def state(task: Task) -> TaskState:
+    """A task's current state as pushed (seed shapes, exactly)."""
+    result = Result(video_url=task.video_url) if task.status is TaskStatus.COMPLETED else None
+    problem = None
     if task.error is not None and task.status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
-        body["error"] = {"code": task.error.code, "message": task.error.message}
-    return body
+        problem = Problem(code=task.error.code, message=task.error.message)
+    return TaskState(
+        video_id=task.video_id,
+        external_video_id=task.external_id,
+        status=task.status.pushed,
+        progress=task.progress,
+        message=task.message,
+        result=result,
+        error=problem,
+    )
+
+
+def payload(task: Task) -> dict[str, Any]:
+    """The pushed payload of a task's current state, as JSON (stored in ``task_events``)."""
+    rendered: dict[str, Any] = messages.render(state(task))
+    return rendered
+
+
+def replay_is_exact(after_id: int, oldest_stored: int | None) -> bool:
+    """Whether every event after ``after_id`` is still stored, given the smallest id
+    stored (``TaskStore.oldest_event_id``): retention deletes a prefix of ids and keeps
+    the newest event, so an empty table means no event was ever written."""
+    return oldest_stored is None or after_id + 1 >= oldest_stored
 
 
 def observable(task: Task) -> tuple[object, ...]:

@@ -35,3 +35,5 @@ class EngineConfig:
     # A job whose upstream reports no progress is shown an estimate, as if it took this.
     expected_job_seconds: float = 60.0
     concurrency_wait: float = 5.0  # the upstream runs too many of our jobs: look again after
+    # task_events rows older than this are deleted (vidgate.engine.retention); None keeps all.
+    event_retention_days: float | None = None

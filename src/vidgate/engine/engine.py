@@ -31,6 +31,7 @@ from vidgate.engine.meter import NO_METER, EngineMeter
 from vidgate.engine.outcome import Outcomes
 from vidgate.engine.poll import Poller
 from vidgate.engine.recovery import Recovery
+from vidgate.engine.retention import EventRetention
 from vidgate.engine.routing import CLOSED, Router
 from vidgate.engine.submit import Submitter
 from vidgate.events.base import EventBus
@@ -70,6 +71,8 @@ class Engine:
         self._next: dict[str, Task] = {}  # claimed while its previous step was finishing
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.retention: EventRetention | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         # The steps' collaborators, each on the one before.
         self.router = Router(providers=providers, config=config, memory=self.memory, meter=meter)
         self.outcomes = Outcomes(
@@ -111,6 +114,11 @@ class Engine:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="vidgate-engine")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="vidgate-heartbeat")
+        if self.config.event_retention_days is not None:
+            self.retention = EventRetention(self.store, days=self.config.event_retention_days)
+            self._retention_task = asyncio.create_task(
+                self.retention.run(), name="vidgate-event-retention"
+            )
 
     def wake(self) -> None:
         """Look for due work now (a task was just created or retried)."""
@@ -121,8 +129,12 @@ class Engine:
         rest, then give up every lease this engine holds so another takes over at once."""
         self._stopping = True
         self._wake.set()
+        if self.retention is not None:
+            self.retention.stop()
         if self._loop_task is not None:
             await self._loop_task
+        if self._retention_task is not None:
+            await self._retention_task
         steps = list(self._active.values())
         if steps:
             _, pending = await asyncio.wait(steps, timeout=drain_seconds)
@@ -143,7 +155,11 @@ class Engine:
         """Stop at once, as a crash would: steps are cancelled mid-call, nothing is written
         and no lease is released (they run out). For tests of crash recovery."""
         self._stopping = True
-        running = [t for t in (self._loop_task, self._heartbeat_task) if t is not None]
+        running = [
+            t
+            for t in (self._loop_task, self._heartbeat_task, self._retention_task)
+            if t is not None
+        ]
         running += self._active.values()
         for job in running:
             job.cancel()

@@ -17,6 +17,11 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or refused the operation."""
 
 
+# The metadata key of a task its owner deleted (OpenAI-style ``DELETE /v1/videos/{id}``):
+# the row stays, so quotas and support lookups still count it, but no owner route shows it.
+DELETED_AT = "deletedAt"
+
+
 class BadCursor(ValueError):
     """A ``list_page`` cursor that no store issued."""
 
@@ -167,8 +172,17 @@ class TaskStore(Protocol):
     async def get(self, video_id: str) -> Task | None: ...
 
     async def list_page(
-        self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
-    ) -> Page: ...
+        self,
+        *,
+        user_id: str,
+        status: TaskStatus | None,
+        limit: int,
+        cursor: str | None,
+        ascending: bool = False,
+    ) -> Page:
+        """The user's tasks newest first (oldest first if ``ascending``), after ``cursor``;
+        tasks marked deleted (``DELETED_AT`` in their metadata) are left out."""
+        ...
 
     async def write(self, change: Write) -> Written | None:
         """Apply ``change``; None when the compare-and-set or the fence refused it."""
@@ -209,6 +223,35 @@ class TaskStore(Protocol):
     ) -> list[TaskEvent]:
         """Events of any of ``video_ids`` with an id above ``after_id``: the oldest
         ``limit`` of them, oldest first (the WebSocket hub's poll, one query)."""
+        ...
+
+    async def events_of_user(self, user_id: str, after_id: int, limit: int) -> list[TaskEvent]:
+        """Events of ``user_id``'s tasks with an id above ``after_id``: the oldest
+        ``limit`` of them, oldest first (the all-tasks SSE stream)."""
+        ...
+
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        """The ids of every task's events above ``after_id``: the smallest ``limit`` of
+        them, ascending. Readers in id order see in it which ids are not yet visible
+        (PostgreSQL takes an id at insert and shows the row at commit)."""
+        ...
+
+    async def newest_event_id(self) -> int | None:
+        """The largest event id visible now (None: no event stored)."""
+        ...
+
+    async def oldest_event_id(self) -> int | None:
+        """The smallest event id still stored (None: no event stored). A replay after
+        ``N`` is exact iff ``N + 1 >= oldest_event_id()`` (see ``replay_is_exact``)."""
+        ...
+
+    async def purge_events(self, *, older_than_ms: int, limit: int) -> int:
+        """Delete one batch of old events; how many.
+
+        Deletes a prefix of ids: of the oldest ``limit`` events, every one up to the
+        newest whose ``timestamp_ms`` is below ``older_than_ms``. The newest event of
+        all is always kept, so ids never restart (SQLite reuses a freed highest rowid).
+        """
         ...
 
     async def ping(self) -> None: ...

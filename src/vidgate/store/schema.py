@@ -147,3 +147,69 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("user_id", "key"),
     Index("ix_idempotency_keys_expires", "expires_at"),
 )
+
+# Outbound webhooks (vidgate.webhooks): per-user endpoints, the per-task signing secret of
+# each user, and one delivery row per (target, event), the durable at-least-once outbox.
+# Secrets are signing keys (HMAC), not passwords: they are kept so that they can sign.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", JSON),  # null: every type
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128)),  # still signs until previous_until (rotation)
+    Column("previous_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", String(200)),
+    Column("deleted_at", UTCDateTime),
+    Index("ix_webhook_endpoints_user", "user_id"),
+)
+
+webhook_task_secrets = Table(
+    "webhook_task_secrets",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128)),
+    Column("previous_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id header, stable on retries
+    # An endpoint's id, or "task:<videoId>" for a task's own webhookUrl.
+    Column("target", String(80), nullable=False),
+    Column("endpoint_id", String(40)),
+    Column("user_id", String(128), nullable=False),
+    Column("video_id", String(64), nullable=False),
+    Column("event_id", EventId, nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON sent, the same on every attempt
+    Column("status", String(16), nullable=False),  # pending|succeeded|failed|cancelled
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(128)),
+    Column("lease_until", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", String(300)),
+    Column("last_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("target", "event_id", name="uq_webhook_deliveries_target_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_order", "target", "video_id", "event_id"),
+)
+
+# Where the dispatcher has read task_events up to (one row per name).
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("event_id", EventId, nullable=False),
+)

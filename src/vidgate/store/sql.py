@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.domain.events import TaskEvent
@@ -18,6 +18,7 @@ from vidgate.store import migrate
 from vidgate.store.admission import AdmissionQueries
 from vidgate.store.api_keys import ApiKeyQueries
 from vidgate.store.base import (
+    DELETED_AT,
     Created,
     IdempotencyClaim,
     Page,
@@ -114,20 +115,40 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         return task_from_joined(rows)
 
     async def list_page(
-        self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
+        self,
+        *,
+        user_id: str,
+        status: TaskStatus | None,
+        limit: int,
+        cursor: str | None,
+        ascending: bool = False,
     ) -> Page:
-        query = select(tasks).where(tasks.c.user_id == user_id)
+        query = select(tasks).where(
+            tasks.c.user_id == user_id, tasks.c["metadata"][DELETED_AT].as_string().is_(None)
+        )
         if status is not None:
             query = query.where(tasks.c.status == str(status))
         if cursor:
             created, video_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    tasks.c.created_at < created,
-                    and_(tasks.c.created_at == created, tasks.c.video_id < video_id),
+            if ascending:
+                query = query.where(
+                    or_(
+                        tasks.c.created_at > created,
+                        and_(tasks.c.created_at == created, tasks.c.video_id > video_id),
+                    )
                 )
-            )
-        query = query.order_by(tasks.c.created_at.desc(), tasks.c.video_id.desc()).limit(limit + 1)
+            else:
+                query = query.where(
+                    or_(
+                        tasks.c.created_at < created,
+                        and_(tasks.c.created_at == created, tasks.c.video_id < video_id),
+                    )
+                )
+        if ascending:
+            query = query.order_by(tasks.c.created_at, tasks.c.video_id)
+        else:
+            query = query.order_by(tasks.c.created_at.desc(), tasks.c.video_id.desc())
+        query = query.limit(limit + 1)
         async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
             items = await _with_attempts(conn, rows[:limit])
@@ -372,3 +393,55 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return [_event(row) for row in rows]
+
+    async def events_of_user(self, user_id: str, after_id: int, limit: int) -> list[TaskEvent]:
+        query = (
+            select(task_events)
+            .join(tasks, tasks.c.video_id == task_events.c.video_id)
+            .where(tasks.c.user_id == user_id, task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+            .limit(limit)
+        )
+        async with self._reading(one_statement=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(row) for row in rows]
+
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        query = (
+            select(task_events.c.id)
+            .where(task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+            .limit(limit)
+        )
+        async with self._reading(one_statement=True) as conn:
+            return [int(i) for i in (await conn.execute(query)).scalars()]
+
+    async def newest_event_id(self) -> int | None:
+        async with self._reading(one_statement=True) as conn:
+            value = (await conn.execute(select(func.max(task_events.c.id)))).scalar()
+        return None if value is None else int(value)
+
+    async def oldest_event_id(self) -> int | None:
+        async with self._reading(one_statement=True) as conn:
+            value = (await conn.execute(select(func.min(task_events.c.id)))).scalar()
+        return None if value is None else int(value)
+
+    async def purge_events(self, *, older_than_ms: int, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Walks the primary key from its start: the oldest ``limit`` events, and of
+        # them the newest one old enough; everything up to it goes (never the last).
+        head = (
+            select(task_events.c.id, task_events.c.timestamp_ms)
+            .order_by(task_events.c.id)
+            .limit(limit)
+            .subquery("head")
+        )
+        upto = select(func.max(head.c.id)).where(head.c.timestamp_ms < older_than_ms)
+        newest = select(func.max(task_events.c.id))
+        statement = delete(task_events).where(
+            task_events.c.id <= upto.scalar_subquery(),
+            task_events.c.id < newest.scalar_subquery(),
+        )
+        async with self._writing() as conn:
+            return (await conn.execute(statement)).rowcount

@@ -15,6 +15,7 @@ from vidgate.domain.models import Attempt, AttemptState, Task
 from vidgate.domain.status import ACTIVE, TaskStatus
 from vidgate.store.base import (
     DAY,
+    DELETED_AT,
     ApiKey,
     Created,
     IdempotencyClaim,
@@ -60,18 +61,34 @@ class MemoryTaskStore:
         return None if row is None else self._load(row)
 
     async def list_page(
-        self, *, user_id: str, status: TaskStatus | None, limit: int, cursor: str | None
+        self,
+        *,
+        user_id: str,
+        status: TaskStatus | None,
+        limit: int,
+        cursor: str | None,
+        ascending: bool = False,
     ) -> Page:
         await asyncio.sleep(0)
         rows = [
             row
             for row in self._tasks.values()
-            if row.user_id == user_id and (status is None or row.status is status)
+            if row.user_id == user_id
+            and (status is None or row.status is status)
+            and row.metadata.get(DELETED_AT) is None
         ]
         if cursor:
             after = decode_cursor(cursor)
-            rows = [row for row in rows if (row.created_at, row.video_id) < after]
-        rows.sort(key=lambda row: (row.created_at, row.video_id), reverse=True)
+            rows = [
+                row
+                for row in rows
+                if (
+                    (row.created_at, row.video_id) > after
+                    if ascending
+                    else (row.created_at, row.video_id) < after
+                )
+            ]
+        rows.sort(key=lambda row: (row.created_at, row.video_id), reverse=not ascending)
         items = [self._load(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -111,6 +128,35 @@ class MemoryTaskStore:
         wanted = set(video_ids)
         found = [e for e in self._events if e.video_id in wanted and e.id > after_id]
         return [dataclasses.replace(e, payload=_json(e.payload)) for e in found[: max(0, limit)]]
+
+    async def events_of_user(self, user_id: str, after_id: int, limit: int) -> list[TaskEvent]:
+        await asyncio.sleep(0)
+        mine = {v for v, row in self._tasks.items() if row.user_id == user_id}
+        found = [e for e in self._events if e.video_id in mine and e.id > after_id]
+        return [dataclasses.replace(e, payload=_json(e.payload)) for e in found[: max(0, limit)]]
+
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        await asyncio.sleep(0)
+        return [e.id for e in self._events if e.id > after_id][: max(0, limit)]
+
+    async def newest_event_id(self) -> int | None:
+        await asyncio.sleep(0)
+        return self._events[-1].id if self._events else None
+
+    async def oldest_event_id(self) -> int | None:
+        await asyncio.sleep(0)
+        return self._events[0].id if self._events else None
+
+    async def purge_events(self, *, older_than_ms: int, limit: int) -> int:
+        await asyncio.sleep(0)
+        head = self._events[: max(0, limit)]
+        old = [i for i, e in enumerate(head) if e.timestamp_ms < older_than_ms]
+        if not old:
+            return 0
+        # A prefix of ids, never the newest event (SQL keeps it so ids never restart).
+        count = min(old[-1] + 1, len(self._events) - 1)
+        del self._events[:count]
+        return count
 
     async def ping(self) -> None:
         await asyncio.sleep(0)

@@ -43,7 +43,23 @@
     rows: new Map(), // videoId -> <li>
     currentId: null,
     nextCursor: null,
+    // videoId -> the newest eventId received: a resubscribe after a drop asks for what came
+    // after it (afterEventId), so nothing is missed or shown twice (docs/API.md, "Resume").
+    lastEventId: new Map(),
   };
+
+  function noteEventId(videoId, eventId) {
+    if (!Number.isSafeInteger(eventId) || eventId < 0) return;
+    const known = state.lastEventId.get(videoId);
+    if (known === undefined || eventId > known) state.lastEventId.set(videoId, eventId);
+  }
+
+  function subscribeMessage(videoId) {
+    const message = { type: "subscribe", videoId };
+    const after = state.lastEventId.get(videoId);
+    if (after !== undefined) message.afterEventId = after;
+    return message;
+  }
 
   // ---------------------------------------------------------------- helpers
 
@@ -446,10 +462,21 @@
 
   // ---------------------------------------------------------------- event log
 
-  function log(kind, text, isError) {
+  // ``meta``: the videoId and eventId of a task message, shown and kept as data attributes.
+  function log(kind, text, isError, meta) {
     const list = $("event-log");
     const item = el("li", isError ? "log-error" : "");
-    item.append(el("time", "", new Date().toLocaleTimeString()), el("span", "log-kind", kind), el("span", "", text));
+    const id = meta && Number.isSafeInteger(meta.eventId) ? `#${meta.eventId}` : "";
+    item.append(
+      el("time", "", new Date().toLocaleTimeString()),
+      el("span", "log-kind", kind),
+      el("span", "log-id", id),
+      el("span", "", text),
+    );
+    if (meta) {
+      item.dataset.videoId = meta.videoId || "";
+      if (id) item.dataset.eventId = String(meta.eventId);
+    }
     list.prepend(item);
     while (list.children.length > LOG_MAX) list.lastChild.remove();
   }
@@ -512,11 +539,12 @@
       this.everOpened = true;
       this.failures = 0;
       this.setState("live", "live");
-      log("ws", reconnected ? "reconnected; resubscribing" : "connected");
-      for (const id of this.subs) this.send({ type: "subscribe", videoId: id });
+      log("ws", reconnected ? "reconnected; resuming after the last event ids" : "connected");
+      for (const id of this.subs) this.send(subscribeMessage(id));
       this.pingTimer = setInterval(() => this.ping(), PING_EVERY_MS);
-      // Anything that changed while we were away: the subscribed snapshots cover the tasks we
-      // follow; the list may also have gained tasks created elsewhere.
+      // Anything that changed while we were away: the replayed events (or, past the server's
+      // retention, the subscribed snapshots) cover the tasks we follow; the list may also
+      // have gained tasks created elsewhere.
       if (reconnected) loadList(false).catch(() => {});
     },
 
@@ -612,7 +640,7 @@
     subscribe(videoId) {
       if (this.subs.has(videoId)) return;
       this.subs.add(videoId);
-      this.send({ type: "subscribe", videoId });
+      this.send(subscribeMessage(videoId));
     },
 
     unsubscribe(videoId) {
@@ -642,7 +670,7 @@
         case "taskCompleted":
         case "taskFailed":
         case "taskCancelled":
-          onTaskMessage(message.type, payload, message.timestamp);
+          onTaskMessage(message, payload);
           return;
         default:
           // Unknown types are ignored: the server may add messages without breaking clients.
@@ -651,11 +679,16 @@
     },
   };
 
-  function onTaskMessage(type, payload, timestamp) {
+  function onTaskMessage(message, payload) {
+    const type = message.type;
     const prev = state.tasks.get(payload.videoId);
-    const task = applyPush(type, payload, timestamp);
+    const task = applyPush(type, payload, message.timestamp);
     if (!task) return;
-    log(type, describePush(payload));
+    noteEventId(task.videoId, message.eventId);
+    let text = describePush(payload);
+    if (message.resumed === true) text += " · resumed";
+    if (message.resumed === false) text += ` · snapshot (${message.reason || "events expired"})`;
+    log(type, text, false, { videoId: task.videoId, eventId: message.eventId });
     render(task.videoId);
     // On a terminal change, fetch the full object once (attempts, completedAt, raw JSON).
     const becameTerminal = TERMINAL.has(task.status) && (!prev || prev.status !== task.status);
