@@ -67,6 +67,42 @@ async def test_an_event_that_becomes_visible_late_is_still_dispatched_once() -> 
     assert store.saved_cursor == 2  # the cursor trails by the overlap
 
 
+class CountingStore(MemoryWebhookStore):
+    """Counts the whole events handed to the dispatcher."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_whole = 0
+
+    async def events_after(self, after_id: int, limit: int) -> list[port.DispatchEvent]:
+        found = await super().events_after(after_id, limit)
+        self.read_whole += len(found)
+        return found
+
+    async def events_by_ids(self, ids: Any) -> list[port.DispatchEvent]:
+        found = await super().events_by_ids(ids)
+        self.read_whole += len(found)
+        return found
+
+
+async def test_passes_read_whole_only_new_events_and_ids_below_them() -> None:
+    store = CountingStore()
+    await store.add_endpoint(endpoint())
+    clock = Clock()
+    dispatcher = Dispatcher(store, overlap_seconds=10, gap_seconds=1, clock=clock)
+    for n in range(2, 52):
+        store.add_event(n, "video_a")
+    assert await dispatcher.run_once() == 50
+    for _ in range(5):  # wake-ups within the overlap window: nothing is read whole again
+        clock.now += 0.5
+        assert await dispatcher.run_once() == 0
+    assert store.read_whole == 50
+    store.add_event(1, "video_b")  # committed late, below the high-water mark
+    clock.now += 1
+    assert await dispatcher.run_once() == 1
+    assert store.read_whole == 51
+
+
 async def test_a_restarted_dispatcher_reads_from_the_cursor_without_doubling() -> None:
     store = MemoryWebhookStore()
     await store.add_endpoint(endpoint())
@@ -278,6 +314,21 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_send_time(
     for url in ("http://127.0.0.1/x", "http://[::1]/x", "http://localhost/x"):
         with pytest.raises(egress.Refused):
             await egress.resolve(url, allow_private=False)
+
+
+async def test_link_local_addresses_are_refused_even_when_private_ones_are_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolving_to(monkeypatch, "169.254.169.254")  # a cloud metadata service
+    with pytest.raises(egress.Refused, match="link-local"):
+        await egress.resolve("http://hooks.internal/a", allow_private=True)
+    for address in ("fe80::1", "::ffff:169.254.169.254"):
+        resolving_to(monkeypatch, address)
+        with pytest.raises(egress.Refused, match="link-local"):
+            await egress.resolve("http://hooks.internal/a", allow_private=True)
+    resolving_to(monkeypatch, "10.0.0.7")
+    target, _, _ = await egress.resolve("http://hooks.internal/a", allow_private=True)
+    assert target == "http://10.0.0.7/a"
 
 
 async def test_the_checked_address_is_the_one_connected_to(

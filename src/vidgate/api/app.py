@@ -96,7 +96,7 @@ def _install_guards(app: FastAPI, settings: Settings, public_url: str) -> None:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "DELETE"],  # DELETE: /api/webhooks/{id}, /v1/videos/{id}
         allow_headers=[
             "Authorization",
             "Content-Type",

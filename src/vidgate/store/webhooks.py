@@ -144,6 +144,14 @@ class WebhookStore(Protocol):
 
     async def events_after(self, after_id: int, limit: int) -> list[DispatchEvent]: ...
 
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        """The ids of the next ``limit`` events after ``after_id``, in order (ids only)."""
+        ...
+
+    async def events_by_ids(self, ids: Sequence[int]) -> list[DispatchEvent]:
+        """The events with these ids that exist, in id order."""
+        ...
+
     async def active_endpoints(self, user_ids: Sequence[str]) -> list[Endpoint]: ...
 
     async def record(self, dispatch: Dispatch) -> int:

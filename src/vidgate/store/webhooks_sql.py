@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from vidgate.store.engine import SqlConnections
@@ -64,6 +65,13 @@ def _task_secret(m: Any) -> TaskSecret:
 
 
 _DELIVERY_FIELDS = [name for name in Delivery.__dataclass_fields__]
+
+
+def _dispatch_events() -> Select[Any]:
+    """Events with their task's owner and metadata (where a task's own ``webhookUrl`` is)."""
+    return select(task_events, tasks.c.user_id, tasks.c.metadata).select_from(
+        task_events.join(tasks, tasks.c.video_id == task_events.c.video_id)
+    )
 
 
 def _delivery(m: Any) -> Delivery:
@@ -166,12 +174,30 @@ class SqlWebhookStore(SqlConnections):
 
     async def events_after(self, after_id: int, limit: int) -> list[DispatchEvent]:
         query = (
-            select(task_events, tasks.c.user_id, tasks.c.metadata)
-            .select_from(task_events.join(tasks, tasks.c.video_id == task_events.c.video_id))
+            _dispatch_events()
             .where(task_events.c.id > after_id)
             .order_by(task_events.c.id)
             .limit(limit)
         )
+        return await self._dispatch_events(query)
+
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        query = (
+            select(task_events.c.id)
+            .where(task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+            .limit(limit)
+        )
+        async with self._reading(one_statement=True) as conn:
+            return [int(value) for value in (await conn.execute(query)).scalars()]
+
+    async def events_by_ids(self, ids: Sequence[int]) -> list[DispatchEvent]:
+        if not ids:
+            return []
+        query = _dispatch_events().where(task_events.c.id.in_(list(ids))).order_by(task_events.c.id)
+        return await self._dispatch_events(query)
+
+    async def _dispatch_events(self, query: Select[Any]) -> list[DispatchEvent]:
         async with self._reading(one_statement=True) as conn:
             rows = (await conn.execute(query)).all()
         found = []

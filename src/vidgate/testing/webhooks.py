@@ -96,6 +96,13 @@ class MemoryWebhookStore:
         found = sorted((e for e in self.events if e.event.id > after_id), key=lambda e: e.event.id)
         return found[:limit]
 
+    async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
+        return sorted(e.event.id for e in self.events if e.event.id > after_id)[:limit]
+
+    async def events_by_ids(self, ids: Sequence[int]) -> list[port.DispatchEvent]:
+        wanted = set(ids)
+        return sorted((e for e in self.events if e.event.id in wanted), key=lambda e: e.event.id)
+
     async def active_endpoints(self, user_ids: Sequence[str]) -> list[port.Endpoint]:
         return [
             e

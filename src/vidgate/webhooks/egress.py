@@ -60,6 +60,11 @@ def _literal(host: str) -> netguard.IPAddress | None:
         return None
 
 
+def _link_local(address: netguard.IPAddress) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_link_local or (mapped is not None and mapped.is_link_local)
+
+
 async def resolve(url: str, *, allow_private: bool) -> tuple[str, str, str]:
     """The URL to connect to (host replaced by a checked address), the Host header and the
     TLS server name. Every address of the host must be public unless ``allow_private``."""
@@ -79,10 +84,13 @@ async def resolve(url: str, *, allow_private: bool) -> tuple[str, str, str]:
     except (ValueError, UnicodeError) as exc:
         raise Refused(f"not a valid URL ({exc})") from exc
     addresses = await _addresses(lowered, port)
-    if not allow_private:
-        for address in addresses:
-            if not netguard.is_public(address):
-                raise Refused(f"{host!r} resolves to {address}, which is not public")
+    for address in addresses:
+        if not allow_private and not netguard.is_public(address):
+            raise Refused(f"{host!r} resolves to {address}, which is not public")
+        if _link_local(address):
+            # Even for self-hosted receivers: 169.254.169.254 and its kind are the cloud
+            # metadata services, which hand out the machine's credentials.
+            raise Refused(f"{host!r} resolves to {address}, a link-local address")
     chosen = addresses[0]
     shown = f"[{chosen}]" if chosen.version == 6 else str(chosen)
     netloc = f"{shown}:{parts.port}" if parts.port else shown
