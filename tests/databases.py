@@ -257,3 +257,10 @@ def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
             await conn.close()
 
     return _run(fetch())
+
+
+def stored_event_ids(url: str, video_id: str) -> list[int]:
+    """The ids of a task's rows in ``task_events``, oldest first (the source of truth a
+    client's resume is checked against)."""
+    rows = query(url, "SELECT id FROM task_events WHERE video_id = $1 ORDER BY id", video_id)
+    return [int(row[0]) for row in rows]

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 
-from tests.databases import query
+from tests.databases import stored_event_ids
 from tests.support import StartVidgate
 
 pytestmark = pytest.mark.browser
@@ -429,15 +429,6 @@ class Cable:
         self._listener.close()
 
 
-def _stored_event_ids(server: Any, video_id: str) -> list[int]:
-    rows = query(
-        server.env["VIDGATE_DATABASE_URL"],
-        "SELECT id FROM task_events WHERE video_id = $1 ORDER BY id",
-        video_id,
-    )
-    return [int(row[0]) for row in rows]
-
-
 def _logged_event_ids(entries: Locator, kind: str = "task events") -> list[int]:
     """The event ids the log shows, newest first: of its task events, or of one ``kind``."""
     found = entries.evaluate_all(
@@ -475,7 +466,7 @@ def test_a_network_drop_misses_no_event_and_doubles_none(
         while _task(server.url, video_id)["progress"] <= shown:  # vidgate, not the page
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        missed = _stored_event_ids(server, video_id)
+        missed = stored_event_ids(server.env["VIDGATE_DATABASE_URL"], video_id)
         cable.mend()
 
         expect(page.locator("#ws-state")).to_have_attribute("data-state", "live", timeout=30_000)
@@ -486,7 +477,11 @@ def test_a_network_drop_misses_no_event_and_doubles_none(
         received = _logged_event_ids(entries)
         # The first snapshot shows the events before it; every later one arrives once.
         snapshots = _logged_event_ids(entries, kind="subscribed")
-        stored = [i for i in _stored_event_ids(server, video_id) if i > snapshots[-1]]
+        stored = [
+            i
+            for i in stored_event_ids(server.env["VIDGATE_DATABASE_URL"], video_id)
+            if i > snapshots[-1]
+        ]
         assert sorted(received) == stored, "every event once"
         assert received == sorted(received, reverse=True), "newest first, in order"
         assert len(missed) > len(before), "events went by while the network was down"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.databases import DATABASES, query
+from tests.databases import DATABASES, stored_event_ids
 from tests.kinds import TERMINAL, create_task, follow, task_of, wait_for
 from tests.support import StartVidgate, VidgateServer
 
@@ -28,12 +28,7 @@ def database_kind(request: pytest.FixtureRequest) -> str:
 
 
 def stored_ids(server: VidgateServer, video_id: str) -> list[int]:
-    rows = query(
-        server.env["VIDGATE_DATABASE_URL"],
-        "SELECT id FROM task_events WHERE video_id = $1 ORDER BY id",
-        video_id,
-    )
-    return [int(row[0]) for row in rows]
+    return stored_event_ids(server.env["VIDGATE_DATABASE_URL"], video_id)
 
 
 async def receive(ws: ClientConnection, within: float = 10) -> dict[str, Any]:

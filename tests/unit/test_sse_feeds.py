@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.databases import empty_postgres, fresh_postgres_sync, new_sqlite_url
 from tests.factories import sample_task
+from tests.unit import test_store_contract as contract
 from vidgate.api import feeds, prefer
 from vidgate.api.feeds import Snapshot, UserFeed
 from vidgate.api.notify import Notifier, owners_in
@@ -23,31 +21,11 @@ from vidgate.domain.models import Task
 from vidgate.domain.status import TaskStatus
 from vidgate.events.memory import InProcessBus
 from vidgate.store.base import TaskStore, Write
-from vidgate.store.sql import SqlTaskStore
 from vidgate.testing import MemoryTaskStore
 
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with fresh_postgres_sync() as url:
-        yield url
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    if request.param == "memory":
-        yield MemoryTaskStore()
-        return
-    if request.param == "sqlite":
-        sql = await SqlTaskStore.open(new_sqlite_url(tmp_path))
-    else:
-        url = request.getfixturevalue("postgres_url")
-        sql = await SqlTaskStore.open(url)
-        await empty_postgres(url)
-    try:
-        yield sql
-    finally:
-        await sql.close()
+# The store contract's fixtures: each store test runs on the fake, SQLite and PostgreSQL.
+store = contract.store
+postgres_url = contract.postgres_url
 
 
 async def push(store: TaskStore, task: Task, n: int, **changes: Any) -> TaskEvent:

@@ -13,7 +13,7 @@ from vidgate.domain.events import EventType, TaskEvent
 from vidgate.domain.models import Attempt, AttemptState, Task, TaskError
 from vidgate.domain.request import VideoParams
 from vidgate.domain.status import TaskStatus
-from vidgate.store.schema import attempts, tasks
+from vidgate.store.schema import attempts, task_events, tasks
 
 # The attempts of a set of tasks: one prepared statement for any number of ids.
 _ATTEMPTS_OF = select(attempts).where(attempts.c.video_id.in_(bindparam("b_ids", expanding=True)))
@@ -27,6 +27,18 @@ TASK_WITH_ATTEMPTS = (
     .select_from(tasks.outerjoin(attempts, attempts.c.video_id == tasks.c.video_id))
     .where(tasks.c.video_id == bindparam("b_video_id"))
 )
+
+
+async def read_event_ids(conn: AsyncConnection, after_id: int, limit: int) -> list[int]:
+    """The ids of the next ``limit`` events after ``after_id``, in order: ids only, for
+    readers that look for events they have not seen (SSE, the webhook dispatcher)."""
+    query = (
+        select(task_events.c.id)
+        .where(task_events.c.id > after_id)
+        .order_by(task_events.c.id)
+        .limit(limit)
+    )
+    return [int(value) for value in (await conn.execute(query)).scalars()]
 
 
 def task_from_joined(rows: Sequence[Row[Any]]) -> Task | None:

@@ -41,6 +41,7 @@ from vidgate.store.rows import (
     _event,
     _task_values,
     _with_attempts,
+    read_event_ids,
     task_from_joined,
 )
 from vidgate.store.schema import attempts, idempotency_keys, task_events, tasks
@@ -407,14 +408,8 @@ class SqlTaskStore(ApiKeyQueries, AdmissionQueries):
         return [_event(row) for row in rows]
 
     async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
-        query = (
-            select(task_events.c.id)
-            .where(task_events.c.id > after_id)
-            .order_by(task_events.c.id)
-            .limit(limit)
-        )
         async with self._reading(one_statement=True) as conn:
-            return [int(i) for i in (await conn.execute(query)).scalars()]
+            return await read_event_ids(conn, after_id, limit)
 
     async def newest_event_id(self) -> int | None:
         async with self._reading(one_statement=True) as conn:

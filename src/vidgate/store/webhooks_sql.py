@@ -13,7 +13,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from vidgate.store.engine import SqlConnections
-from vidgate.store.rows import _event
+from vidgate.store.rows import _event, read_event_ids
 from vidgate.store.schema import (
     task_events,
     tasks,
@@ -182,14 +182,8 @@ class SqlWebhookStore(SqlConnections):
         return await self._dispatch_events(query)
 
     async def event_ids_after(self, after_id: int, limit: int) -> list[int]:
-        query = (
-            select(task_events.c.id)
-            .where(task_events.c.id > after_id)
-            .order_by(task_events.c.id)
-            .limit(limit)
-        )
         async with self._reading(one_statement=True) as conn:
-            return [int(value) for value in (await conn.execute(query)).scalars()]
+            return await read_event_ids(conn, after_id, limit)
 
     async def events_by_ids(self, ids: Sequence[int]) -> list[DispatchEvent]:
         if not ids:
